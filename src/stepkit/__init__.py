@@ -1,0 +1,73 @@
+"""stepkit: step pipelines that pause at any step and resume from a portable checkpoint.
+
+>>> from stepkit import Pipeline
+>>> calc = Pipeline("calc").step("add-one", lambda ctx: {"a": ctx["a"] + 1})
+>>> calc.run({"a": 1}) == {"a": 2}
+True
+"""
+
+from __future__ import annotations
+
+from ._builder import Pipeline
+from ._codec import decode_checkpoint
+from ._values import TypeRegistry, register_type
+from .errors import (
+    CheckpointEncodeError,
+    CheckpointError,
+    CheckpointExpiredError,
+    CheckpointMismatchError,
+    CheckpointSignatureError,
+    EventLoopError,
+    InvalidArgumentError,
+    InvalidCheckpointError,
+    InvalidInputError,
+    NestedStepError,
+    NonRetryableError,
+    PipelineAbortedError,
+    PipelineDefinitionError,
+    RunConflictError,
+    RunExpiredError,
+    RunNotFoundError,
+    StepFailedError,
+    StepkitError,
+    StepTimeoutError,
+    StoreError,
+    WorkflowError,
+)
+from .events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointEncodeError",
+    "CheckpointError",
+    "CheckpointExpiredError",
+    "CheckpointMismatchError",
+    "CheckpointSignatureError",
+    "EventLoopError",
+    "InvalidArgumentError",
+    "InvalidCheckpointError",
+    "InvalidInputError",
+    "NestedStepError",
+    "NonRetryableError",
+    "Pipeline",
+    "PipelineAbortedError",
+    "PipelineDefinitionError",
+    "RunConflictError",
+    "RunExpiredError",
+    "RunNotFoundError",
+    "RunResult",
+    "StepEvent",
+    "StepFailedError",
+    "StepRecord",
+    "StepStartEvent",
+    "StepTimeoutError",
+    "StepkitError",
+    "StoreError",
+    "TypeRegistry",
+    "WorkflowError",
+    "__version__",
+    "decode_checkpoint",
+    "register_type",
+]

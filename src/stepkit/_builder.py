@@ -1,0 +1,367 @@
+"""``Pipeline``: the immutable fluent builder, validated at build time.
+
+Every builder call returns a new pipeline and leaves the original unchanged,
+so a base pipeline can be shared across threads and requests and extended.
+Running is delegated to :mod:`stepkit._runner`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._nodes import (
+    FnItem,
+    Item,
+    Node,
+    PipeItem,
+    Policy,
+    check_name,
+    check_options,
+    resolve_policy,
+)
+from .errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from .events import RunResult
+
+PIPELINE_OPTIONS = frozenset(
+    {
+        "on_step_complete",
+        "on_step_start",
+        "on_error",
+        "log",
+        "secret",
+        "version",
+        "migrations",
+        "renamed",
+        "compress_threshold",
+        # step-policy defaults
+        "retries",
+        "retry_delay",
+        "retry_on",
+        "timeout",
+        "merge",
+        "parallel_mode",
+    }
+)
+_HOOK_OPTIONS = ("on_step_complete", "on_step_start", "on_error")
+_POLICY_DEFAULTS = ("retries", "retry_delay", "retry_on", "timeout", "merge", "parallel_mode")
+
+
+def _hooks(value: object, option: str) -> tuple[Callable[..., Any], ...]:
+    if value is None:
+        return ()
+    if callable(value):
+        return (value,)
+    if isinstance(value, list | tuple) and all(callable(h) for h in value):
+        return tuple(value)
+    raise PipelineDefinitionError(
+        f"{option}= must be a callable or a list of callables, got {value!r}"
+    )
+
+
+def _fn_name(fn: Callable[..., Any], position: int) -> str:
+    name = getattr(fn, "__name__", None)
+    if not isinstance(name, str) or not name or name == "<lambda>" or "/" in name:
+        return f"step-{position}"
+    return name
+
+
+class Pipeline:
+    """An immutable, named sequence of steps over a dict context.
+
+    >>> calc = Pipeline("calc").step("add-one", lambda ctx: {"a": ctx["a"] + 1})
+    >>> dict(calc.run({"a": 1}))
+    {'a': 2}
+    """
+
+    __slots__ = ("_compiled", "_fingerprint", "_name", "_nodes", "_options")
+
+    _name: str
+    _nodes: tuple[Node, ...]
+    _options: Mapping[str, Any]
+
+    def __init__(self, name: str = "pipeline", **options: Any) -> None:
+        check_name(name, "pipeline name")
+        unknown = set(options) - PIPELINE_OPTIONS
+        if unknown:
+            raise PipelineDefinitionError(
+                f"Pipeline({name!r}): unknown option(s) {', '.join(sorted(unknown))}; "
+                f"valid options are {', '.join(sorted(PIPELINE_OPTIONS))}"
+            )
+        opts = dict(options)
+        for hook in _HOOK_OPTIONS:
+            if hook in opts:
+                opts[hook] = _hooks(opts[hook], hook)
+        defaults = {k: opts[k] for k in _POLICY_DEFAULTS if k in opts}
+        opts.update(check_options(defaults, f"Pipeline({name!r})"))
+        version = opts.get("version")
+        if version is not None and not isinstance(version, str | int):
+            raise PipelineDefinitionError(f"version= must be a str or int, got {version!r}")
+        self._init(name, (), opts)
+
+    def _init(self, name: str, nodes: tuple[Node, ...], options: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_nodes", nodes)
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_compiled", None)
+        object.__setattr__(self, "_fingerprint", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Pipeline is immutable: builder methods return a new one")
+
+    def _with(self, node: Node) -> Pipeline:
+        if any(n.name == node.name for n in self._nodes):
+            raise PipelineDefinitionError(
+                f"pipeline {self._name!r} already has a step named {node.name!r}; "
+                "step names must be unique at each level"
+            )
+        new = object.__new__(Pipeline)
+        new._init(self._name, (*self._nodes, node), self._options)
+        return new
+
+    # -- building ----------------------------------------------------------
+
+    def step(self, name: Any, *items: Any, **options: Any) -> Pipeline:
+        """Add a step: ``step("name", fn_or_pipeline, ...)`` or ``step(fn)``.
+
+        Several items run in parallel, each seeing the context as it was
+        before the step; their outputs merge in argument order.
+        """
+        if not isinstance(name, str):
+            if items:
+                raise PipelineDefinitionError(
+                    f"step({name!r}, ...): a step with several items needs a name "
+                    "as its first argument, e.g. step('fetch', fn_a, fn_b)"
+                )
+            if isinstance(name, Pipeline):
+                items, name = (name,), name.name
+            elif callable(name):
+                items, name = (name,), _fn_name(name, len(self._nodes) + 1)
+            else:
+                raise PipelineDefinitionError(
+                    f"step() takes a name and step functions, got {name!r}"
+                )
+        check_name(name)
+        where = f"step {name!r}"
+        if not items:
+            raise PipelineDefinitionError(f"{where} has no step function or pipeline")
+        built = _items(items, where)
+        opts = check_options(options, where)
+        if all(isinstance(i, PipeItem) for i in built) and (
+            "retries" in opts or "timeout" in opts
+        ):
+            raise PipelineDefinitionError(
+                f"{where}: retries= and timeout= apply to step functions; "
+                "set them on the steps of the nested pipeline instead"
+            )
+        _check_paths(name, built)
+        return self._with(Node(name, "step", built, opts))
+
+    def transform(self, name: str, fn: Callable[..., Any], **options: Any) -> Pipeline:
+        """Add a step whose function returns the *whole new* context."""
+        check_name(name)
+        if not callable(fn) or isinstance(fn, Pipeline):
+            raise PipelineDefinitionError(
+                f"transform {name!r} needs a function of the context, got {fn!r}"
+            )
+        opts = check_options(options, f"transform {name!r}")
+        return self._with(Node(name, "transform", (FnItem(name, fn),), opts))
+
+    def branch(
+        self,
+        name: str,
+        *,
+        on: Callable[..., Any],
+        cases: Mapping[str, Any],
+        default: Any = None,
+        **options: Any,
+    ) -> Pipeline:
+        """Add a branch: ``on(ctx)`` returns a key of ``cases`` (or ``None`` to skip).
+
+        The chosen case's steps are named ``<branch>/<case>/<step>``; the
+        ``default`` target, if given, is the case ``"default"``.
+        """
+        check_name(name)
+        where = f"branch {name!r}"
+        if not callable(on):
+            raise PipelineDefinitionError(f"{where}: on= must be a callable, got {on!r}")
+        if not isinstance(cases, Mapping) or not cases:
+            raise PipelineDefinitionError(f"{where}: cases= must be a non-empty mapping")
+        built: list[tuple[str, Pipeline]] = []
+        for key, target in cases.items():
+            check_name(key, f"{where}: case key")
+            built.append((key, _target(target, f"{where} case {key!r}")))
+        if default is not None:
+            if "default" in cases:
+                raise PipelineDefinitionError(
+                    f"{where}: default= is the case named 'default', but cases= "
+                    "already has a key 'default'; rename one of them"
+                )
+            built.append(("default", _target(default, f"{where} default")))
+        opts = check_options(options, where)
+        return self._with(Node(name, "branch", (), opts, selector=on, cases=tuple(built)))
+
+    # -- introspection -----------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name, recorded in its checkpoints."""
+        return self._name
+
+    @property
+    def version(self) -> str | None:
+        """The user's ``version=`` option (as a str), or ``None``."""
+        v = self._options.get("version")
+        return None if v is None else str(v)
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return self._nodes
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self._options
+
+    def describe(self) -> list[str]:
+        """The names of the top-level steps, in order."""
+        return [n.name for n in self._nodes]
+
+    def step_paths(self) -> list[str]:
+        """Every step path, nested and branch steps included, in order."""
+        out: list[str] = []
+        _walk_paths(self, "", out)
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the structure (names, kinds, nesting, cases), not the code."""
+        if self._fingerprint is None:
+            text = json.dumps(_shape(self), separators=(",", ":"))
+            fp = hashlib.sha256(text.encode()).hexdigest()[:16]
+            object.__setattr__(self, "_fingerprint", fp)
+        return self._fingerprint  # type: ignore[return-value]
+
+    def policies(self) -> tuple[Policy, ...]:
+        """The resolved policy of each top-level node (cached)."""
+        if self._compiled is None:
+            defaults = {k: self._options[k] for k in _POLICY_DEFAULTS if k in self._options}
+            compiled = tuple(resolve_policy(defaults, n.options) for n in self._nodes)
+            object.__setattr__(self, "_compiled", compiled)
+        return self._compiled  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self._name!r}, steps={self.describe()!r})"
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart of the whole structure."""
+        from ._mermaid import to_mermaid
+
+        return to_mermaid(self)
+
+    # -- running (implemented in _runner) -----------------------------------
+
+    def run(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
+        """Run synchronously; see :func:`stepkit._runner.run` for the options."""
+        from ._runner import run
+
+        return run(self, input, options)
+
+    async def arun(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
+        """Run on the running event loop; step functions may be sync or async."""
+        from ._runner import arun
+
+        return await arun(self, input, options)
+
+    def run_checkpoint(
+        self, checkpoint: str, override_data: Mapping[str, Any] | None = None, **options: Any
+    ) -> RunResult:
+        """Resume after the step recorded in ``checkpoint``."""
+        from ._runner import run_checkpoint
+
+        return run_checkpoint(self, checkpoint, override_data, options)
+
+    async def arun_checkpoint(
+        self, checkpoint: str, override_data: Mapping[str, Any] | None = None, **options: Any
+    ) -> RunResult:
+        """Async twin of :meth:`run_checkpoint`."""
+        from ._runner import arun_checkpoint
+
+        return await arun_checkpoint(self, checkpoint, override_data, options)
+
+
+def _items(items: Sequence[Any], where: str) -> tuple[Item, ...]:
+    out: list[Item] = []
+    for position, item in enumerate(items, 1):
+        if isinstance(item, Pipeline):
+            out.append(PipeItem(item))
+        elif callable(item):
+            name = _fn_name(item, position)
+            if name.startswith("step-"):
+                name = f"item-{position}"
+            out.append(FnItem(name, item))
+        else:
+            raise PipelineDefinitionError(
+                f"{where}: item {position} must be a step function or a Pipeline, "
+                f"got {type(item).__name__} {item!r}"
+            )
+    return tuple(out)
+
+
+def _check_paths(name: str, items: tuple[Item, ...]) -> None:
+    if len(items) == 1:
+        return
+    seen: set[str] = set()
+    for item in items:
+        paths: Iterable[str] = (
+            [item.name] if isinstance(item, FnItem) else item.pipeline.step_paths()
+        )
+        for path in paths:
+            if path in seen:
+                raise PipelineDefinitionError(
+                    f"step {name!r}: two parallel items produce the step path "
+                    f"'{name}/{path}'; rename one of them"
+                )
+            seen.add(path)
+
+
+def _target(target: Any, where: str) -> Pipeline:
+    if isinstance(target, Pipeline):
+        return target
+    if callable(target):
+        return Pipeline("case").step(target)
+    raise PipelineDefinitionError(
+        f"{where}: a branch target must be a Pipeline or a step function, got {target!r}"
+    )
+
+
+def _walk_paths(pipeline: Pipeline, prefix: str, out: list[str]) -> None:
+    for node in pipeline.nodes:
+        path = prefix + node.name
+        if node.kind == "branch":
+            for key, target in node.cases:
+                _walk_paths(target, f"{path}/{key}/", out)
+        elif node.kind == "step" and (node.parallel or isinstance(node.items[0], PipeItem)):
+            for item in node.items:
+                if isinstance(item, PipeItem):
+                    _walk_paths(item.pipeline, path + "/", out)
+                else:
+                    out.append(f"{path}/{item.name}")
+        out.append(path)
+
+
+def _shape(pipeline: Pipeline) -> list[Any]:
+    shape: list[Any] = []
+    for node in pipeline.nodes:
+        if node.kind == "branch":
+            shape.append([node.name, "branch", [[k, _shape(t)] for k, t in node.cases]])
+        else:
+            items = [
+                ["fn", i.name] if isinstance(i, FnItem) else ["pipe", _shape(i.pipeline)]
+                for i in node.items
+            ]
+            shape.append([node.name, node.kind, items])
+    return shape

@@ -1,0 +1,214 @@
+"""The only code that performs the engine's commands: a sync and an async driver.
+
+Both drivers send results into the core generator and throw exceptions into
+it; neither makes a decision of its own. ``drive`` runs async step functions
+on a private event loop when none is running in the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._engine import CALL, CALL_TIMEOUT, EMIT, ERROR_HOOKS, PARALLEL, SLEEP, START_HOOKS, Gen
+from .errors import EventLoopError, StepTimeoutError
+
+Sleep = Callable[[float], Any]
+
+
+class SyncLoop:
+    """A private event loop for async code met by ``run()``, created on first use."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wait(self, awaitable: Awaitable[Any]) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never awaited: close it so Python does not warn
+            raise EventLoopError(
+                "run() met an async step or handler while an event loop is running in "
+                "this thread; use `await pipeline.arun(...)` (or arun_checkpoint) instead"
+            )
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(_as_coroutine(awaitable))
+
+    def close(self) -> None:
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _awaitable(value: Any) -> bool:
+    return value is not None and type(value) is not dict and inspect.isawaitable(value)
+
+
+def drive(gen: Gen, loop: SyncLoop, sleep: Sleep = time.sleep) -> Any:
+    """Perform ``gen``'s commands synchronously; return its return value."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                cmd = gen.send(value) if error is None else gen.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                if cmd[0] == CALL:
+                    value = cmd[1](cmd[2])
+                    if _awaitable(value):
+                        value = loop.wait(value)
+                else:
+                    value = _perform(cmd, loop, sleep)
+            except Exception as exc:
+                value, error = None, exc
+    finally:
+        gen.close()
+
+
+def _perform(cmd: tuple[Any, ...], loop: SyncLoop, sleep: Sleep) -> Any:
+    op = cmd[0]
+    if op == EMIT or op == START_HOOKS:
+        for handler in cmd[1]:
+            if _awaitable(result := handler(cmd[2])):
+                loop.wait(result)
+    elif op == ERROR_HOOKS:
+        for handler in cmd[1]:
+            if _awaitable(result := handler(cmd[2], cmd[3])):
+                loop.wait(result)
+    elif op == SLEEP:
+        if _awaitable(result := sleep(cmd[1])):
+            loop.wait(result)
+    elif op == PARALLEL:
+        return [_settle(lambda g=g: drive(g, loop, sleep)) for g in cmd[1]]
+    elif op == CALL_TIMEOUT:
+        return _call_in_thread(cmd[1], cmd[2], cmd[3], cmd[4], loop)
+    return None
+
+
+def _settle(fn: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, fn()
+    except Exception as exc:
+        return False, exc
+
+
+def _timeout_error(step_name: str, seconds: float) -> StepTimeoutError:
+    return StepTimeoutError(
+        f"step {step_name!r} did not finish within its timeout of {seconds:g}s",
+        step_name=step_name,
+        timeout=seconds,
+    )
+
+
+def _call_in_thread(
+    fn: Callable[..., Any], arg: Any, seconds: float, step_name: str, loop: SyncLoop
+) -> Any:
+    """Run a sync step in a worker thread; on timeout, abandon the thread.
+
+    Python cannot interrupt a running thread safely: the abandoned call runs
+    on to its end in the background, and its result is discarded.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return loop.wait(_with_timeout(fn(arg), seconds, step_name))
+    box: list[tuple[bool, Any]] = []
+    done = threading.Event()
+
+    def target() -> None:
+        box.append(_settle(lambda: _finish_in_thread(fn(arg))))
+        done.set()
+
+    threading.Thread(target=target, name=f"stepkit:{step_name}", daemon=True).start()
+    if not done.wait(seconds):
+        raise _timeout_error(step_name, seconds)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _finish_in_thread(value: Any) -> Any:
+    if _awaitable(value):
+        return asyncio.run(_as_coroutine(value))
+    return value
+
+
+async def _with_timeout(awaitable: Awaitable[Any], seconds: float, step_name: str) -> Any:
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:
+        raise _timeout_error(step_name, seconds) from None
+
+
+async def adrive(gen: Gen, sleep: Sleep = asyncio.sleep) -> Any:
+    """Perform ``gen``'s commands on the running event loop; return its value."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                cmd = gen.send(value) if error is None else gen.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                if cmd[0] == CALL:
+                    value = cmd[1](cmd[2])
+                    if _awaitable(value):
+                        value = await value
+                else:
+                    value = await _aperform(cmd, sleep)
+            except Exception as exc:
+                value, error = None, exc
+    finally:
+        gen.close()
+
+
+async def _aperform(cmd: tuple[Any, ...], sleep: Sleep) -> Any:
+    op = cmd[0]
+    if op == EMIT or op == START_HOOKS:
+        for handler in cmd[1]:
+            if _awaitable(result := handler(cmd[2])):
+                await result
+    elif op == ERROR_HOOKS:
+        for handler in cmd[1]:
+            if _awaitable(result := handler(cmd[2], cmd[3])):
+                await result
+    elif op == SLEEP:
+        if _awaitable(result := sleep(cmd[1])):
+            await result
+    elif op == PARALLEL:
+        return await asyncio.gather(*(_asettle(g, sleep) for g in cmd[1]))
+    elif op == CALL_TIMEOUT:
+        fn, arg, seconds, step_name = cmd[1:]
+        if inspect.iscoroutinefunction(fn):
+            return await _with_timeout(fn(arg), seconds, step_name)
+        result = await _with_timeout(asyncio.to_thread(fn, arg), seconds, step_name)
+        if _awaitable(result):
+            result = await result
+        return result
+    return None
+
+
+async def _asettle(gen: Gen, sleep: Sleep) -> tuple[bool, Any]:
+    try:
+        return True, await adrive(gen, sleep)
+    except Exception as exc:
+        return False, exc

@@ -1,0 +1,457 @@
+"""The pure core: walks a pipeline and yields commands for a driver to perform.
+
+Every decision (step order, retries, merging, events, stop, resume position)
+is made here, once. The generators never call user code or sleep themselves:
+they yield ``(CALL, fn, arg)``, ``(EMIT, handlers, event)``... and the sync
+or async driver in :mod:`stepkit._drivers` performs the command and sends
+the result back (or throws the exception in).
+"""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter as _clock
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._merge import merge_into
+from ._nodes import FnItem, Node, PipeItem, Policy
+from ._position import Frame, ItemState, diff, position_of
+from .errors import PipelineAbortedError, StepFailedError
+from .events import RecordTuple, StepEvent, StepStartEvent
+
+if TYPE_CHECKING:
+    from ._builder import Pipeline
+
+log = logging.getLogger("stepkit")
+
+# Commands. A command is a tuple whose first element is one of these.
+CALL = 0  # (CALL, fn, arg) -> fn(arg), awaited if it returns an awaitable
+CALL_TIMEOUT = 1  # (CALL_TIMEOUT, fn, arg, seconds, step_name)
+EMIT = 2  # (EMIT, handlers, event) -> each handler(event), in order, awaited
+ERROR_HOOKS = 3  # (ERROR_HOOKS, handlers, step_name, exc) -> each handler(step_name, exc)
+SLEEP = 4  # (SLEEP, seconds)
+PARALLEL = 5  # (PARALLEL, [generator, ...]) -> [(True, value) | (False, exc), ...]
+START_HOOKS = 6  # (START_HOOKS, handlers, start_event) -> each handler(start_event)
+
+# Level outcomes.
+DONE = 0
+STOPPED = 1
+ENDED = 2  # on_error="skip_remaining": this level ends early
+
+Command = tuple[Any, ...]
+Gen = Generator[Command, Any, Any]
+
+
+class Run:
+    """The mutable state of one run, shared by every level and item."""
+
+    __slots__ = (
+        "abort",
+        "ctx",
+        "encoder",
+        "error_hooks",
+        "handlers",
+        "last_step",
+        "records",
+        "root",
+        "run_id",
+        "start_hooks",
+        "stopped",
+        "stopped_at",
+    )
+
+    def __init__(
+        self,
+        ctx: dict[str, Any],
+        run_id: str,
+        *,
+        handlers: tuple[Callable[..., Any], ...] = (),
+        start_hooks: tuple[Callable[..., Any], ...] = (),
+        error_hooks: tuple[Callable[..., Any], ...] = (),
+        abort: Any = None,
+        encoder: Callable[[Any, str | None, Mapping[str, Any]], str],
+    ) -> None:
+        self.ctx = ctx
+        self.run_id = run_id
+        self.handlers = handlers
+        self.start_hooks = start_hooks
+        self.error_hooks = error_hooks
+        self.abort = abort
+        self.encoder = encoder
+        self.root = Frame(ctx)
+        self.records: list[RecordTuple] = []
+        self.stopped = False
+        self.stopped_at: str | None = None
+        self.last_step: str | None = None
+
+    def snapshot(self, step_name: str | None = None) -> str:
+        """Encode the current state as a checkpoint string."""
+        return self.encoder(position_of(self.root), step_name or self.last_step, self.ctx)
+
+    def snapshot_now(self) -> Callable[[], str]:
+        """A thunk for the checkpoint of the state as it is now (for errors)."""
+        pos, step, ctx = position_of(self.root), self.last_step, dict(self.ctx)
+        return lambda: self.encoder(pos, step, ctx)
+
+    def stop(self, step_name: str) -> None:
+        if not self.stopped:
+            self.stopped, self.stopped_at = True, step_name
+
+
+class _StepFailure(Exception):
+    """Internal: a step function failed after ``attempts`` attempts."""
+
+    def __init__(self, exc: BaseException, attempts: int) -> None:
+        super().__init__(str(exc))
+        self.exc, self.attempts = exc, attempts
+
+
+def run_level(
+    run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Any = None
+) -> Gen:
+    """Run the nodes of one pipeline level; return DONE or STOPPED.
+
+    ``resume`` is a position checked by :func:`check_position` beforehand.
+    """
+    nodes, policies = pipeline.nodes, pipeline.policies()
+    start = 0
+    if resume is not None:
+        name = resume.get("done", resume.get("at"))
+        start = next(i for i, n in enumerate(nodes) if n.name == name)
+        if "done" in resume:
+            frame.done = name
+        else:
+            status = yield from run_node(run, frame, nodes[start], policies[start], prefix, resume)
+            if status != DONE:
+                return STOPPED if status == STOPPED else DONE
+        start += 1
+    abort = run.abort
+    for i in range(start, len(nodes)):
+        if run.stopped:
+            return STOPPED
+        if abort is not None and abort.is_set():
+            raise PipelineAbortedError(
+                f"run {run.run_id} aborted before step {prefix + nodes[i].name!r}",
+                step_name=run.last_step,
+                checkpoint=run.snapshot_now(),
+                run_id=run.run_id,
+            )
+        status = yield from run_node(run, frame, nodes[i], policies[i], prefix)
+        if status != DONE:
+            # ENDED (skip_remaining) ends this level only; its container completes
+            return STOPPED if status == STOPPED else DONE
+    return DONE
+
+
+def run_node(
+    run: Run, frame: Frame, node: Node, policy: Policy, prefix: str, resume: Any = None
+) -> Gen:
+    """Run one node (from its start, or ``resume`` inside it); return a level outcome."""
+    path = prefix + node.name
+    if resume is None:
+        when = policy.when
+        if when is not None and when is not True:
+            if when is False or not (yield (CALL, when, frame.view)):
+                run.records.append((path, "skipped", 0.0, 0, None))
+                log.debug("step %s skipped (when= is false)", path)
+                return DONE
+        if run.start_hooks:
+            yield (START_HOOKS, run.start_hooks, StepStartEvent(path, frame.view, run.run_id))
+    items = node.items
+    try:
+        if node.kind == "step" and len(items) == 1 and type(items[0]) is FnItem:
+            fn = items[0].fn
+            t0 = _clock()
+            if policy.retries or policy.timeout is not None:
+                out, attempts = yield from call_with_policy(fn, frame.view, policy, path)
+            else:
+                attempts = 1
+                try:
+                    out = yield (CALL, fn, frame.view)
+                except Exception as exc:
+                    raise _StepFailure(exc, 1) from exc
+            duration = _clock() - t0
+            if out is not None:
+                _check_output(out, path, attempts)
+                if policy.merge == "override":
+                    frame.ctx.update(out)
+                else:
+                    _merge(frame.ctx, out, policy, path)
+            return (yield from complete(run, frame, node.name, path, out, duration, attempts))
+        if node.kind == "transform":
+            return (yield from _transform(run, frame, node, policy, path))
+        if node.kind == "branch":
+            return (yield from _branch(run, frame, node, path, resume))
+        if len(items) == 1:
+            return (yield from _nested(run, frame, node, path, resume))
+        return (yield from _parallel(run, frame, node, policy, path, resume))
+    except _StepFailure as failure:
+        return (yield from _failed(run, frame, node, policy, path, failure.exc, failure.attempts))
+    except StepFailedError as exc:
+        # a step inside this container failed; its hooks have been called
+        if policy.on_error == "raise":
+            raise
+        return _record_failure(run, frame, node, policy, path, exc, exc.attempts)
+
+
+def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str) -> Gen:
+    """Call ``fn(arg)`` with the policy's timeout and retries; return (out, attempts)."""
+    attempt = 1
+    timeout = policy.timeout
+    while True:
+        try:
+            if timeout is None:
+                out = yield (CALL, fn, arg)
+            else:
+                out = yield (CALL_TIMEOUT, fn, arg, timeout, path)
+            return out, attempt
+        except Exception as exc:
+            if attempt > policy.retries or not _retryable(policy, exc):
+                raise _StepFailure(exc, attempt) from exc
+            delay = policy.retry_delay
+            seconds = float(delay(attempt, exc)) if callable(delay) else float(delay)
+            log.info(
+                "step %s attempt %d failed (%s: %s); retrying in %.3gs",
+                path, attempt, type(exc).__name__, exc, seconds,
+            )
+            if seconds > 0:
+                yield (SLEEP, seconds)
+            attempt += 1
+
+
+def _retryable(policy: Policy, exc: Exception) -> bool:
+    retry_on = policy.retry_on
+    if isinstance(retry_on, tuple):
+        return isinstance(exc, retry_on)
+    return bool(retry_on(exc))
+
+
+def _check_output(out: Any, path: str, attempts: int) -> None:
+    if type(out) is not dict and not isinstance(out, Mapping):
+        raise _StepFailure(
+            TypeError(
+                f"step {path!r} returned {type(out).__name__}; a step must return a "
+                "mapping of changes to merge into the context, or None"
+            ),
+            attempts,
+        )
+
+
+def _merge(ctx: dict[str, Any], out: Mapping[str, Any], policy: Policy, path: str) -> None:
+    try:
+        merge_into(ctx, out, policy.merge, path)
+    except ValueError as exc:
+        raise _StepFailure(exc, 1) from exc
+
+
+def complete(
+    run: Run, frame: Frame, name: str, path: str, out: Any, duration: float, attempts: int
+) -> Gen:
+    """Record a completed step and emit its event; return DONE or STOPPED."""
+    frame.done = name
+    frame.child = None
+    run.records.append((path, "completed", duration, attempts, None))
+    run.last_step = path
+    if run.handlers:
+        event = StepEvent(path, frame.view, out, duration, attempts, run.run_id, run)
+        try:
+            yield (EMIT, run.handlers, event)
+        finally:
+            event._close()
+        if run.stopped:
+            return STOPPED
+    return DONE
+
+
+def _failed(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, exc: BaseException,
+    attempts: int,
+) -> Gen:
+    log.warning(
+        "step %s failed after %d attempt(s): %s: %s", path, attempts, type(exc).__name__, exc
+    )
+    if run.error_hooks:
+        yield (ERROR_HOOKS, run.error_hooks, path, exc)
+    if policy.on_error == "raise":
+        raise StepFailedError(
+            f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
+            step_name=path,
+            attempts=attempts,
+            context=frame.ctx,
+            checkpoint=run.snapshot_now(),
+            run_id=run.run_id,
+        ) from exc
+    return _record_failure(run, frame, node, policy, path, exc, attempts)
+
+
+def _record_failure(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, exc: BaseException,
+    attempts: int,
+) -> int:
+    run.records.append((path, "failed", 0.0, attempts, exc))
+    frame.child = None
+    frame.done = node.name
+    return ENDED if policy.on_error == "skip_remaining" else DONE
+
+
+def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) -> Gen:
+    t0 = _clock()
+    out, attempts = yield from call_with_policy(node.items[0].fn, frame.view, policy, path)
+    if not isinstance(out, Mapping):
+        raise _StepFailure(
+            TypeError(
+                f"transform {path!r} returned {type(out).__name__}; a transform must "
+                "return the whole new context as a mapping (use .step() to return "
+                "only the changes)"
+            ),
+            attempts,
+        )
+    new = dict(out)
+    frame.ctx.clear()
+    frame.ctx.update(new)
+    return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts))
+
+
+def _nested(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
+    item = node.items[0]
+    assert isinstance(item, PipeItem)
+    inner = Frame(frame.ctx, frame.view)
+    frame.child = ("nest", node.name, inner)
+    t0 = _clock()
+    inner_resume = None if resume is None else resume.get("in")
+    status = yield from run_level(run, inner, item.pipeline, path + "/", inner_resume)
+    if status == STOPPED:
+        return STOPPED
+    return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+
+
+def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
+    t0 = _clock()
+    if resume is not None:
+        key, case_resume = resume["case"], resume.get("in")
+    else:
+        case_resume = None
+        try:
+            key = yield (CALL, node.selector, frame.view)
+        except Exception as exc:
+            raise _StepFailure(exc, 1) from exc
+        if key is None:
+            run.records.append((path, "skipped", 0.0, 0, None))
+            return DONE
+        if not (isinstance(key, str) and node.case(key) is not None):
+            if node.case("default") is None:
+                raise _StepFailure(
+                    LookupError(
+                        f"the selector of branch {path!r} returned {key!r}, which is not "
+                        f"one of its cases ({', '.join(k for k, _ in node.cases)}) and the "
+                        "branch has no default; add the case, a default=, or return None "
+                        "to skip the branch"
+                    ),
+                    1,
+                )
+            key = "default"
+    target = node.case(key)
+    assert target is not None
+    inner = Frame(frame.ctx, frame.view)
+    frame.child = ("case", node.name, key, inner)
+    status = yield from run_level(run, inner, target, f"{path}/{key}/", case_resume)
+    if status == STOPPED:
+        return STOPPED
+    return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+
+
+def _parallel(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any
+) -> Gen:
+    t0 = _clock()
+    parent = frame.ctx
+    states = [ItemState() for _ in node.items]
+    saved_items = resume["items"] if resume is not None else [None] * len(node.items)
+    started: list[tuple[str, ItemState]] = []
+    gens: list[Gen] = []
+    for item, state, saved in zip(node.items, states, saved_items):
+        if saved is not None and "out" in saved:
+            state.out, state.removed = dict(saved["out"]), list(saved.get("del", ()))
+            continue
+        if isinstance(item, FnItem):
+            item_path = f"{path}/{item.name}"
+            gens.append(_fn_item(state, item.fn, frame.view, policy, item_path))
+        else:
+            item_path = path
+            ctx = dict(parent)
+            item_resume = None
+            if saved is not None:
+                ctx.update(saved.get("set", {}))
+                for key in saved.get("del", ()):
+                    ctx.pop(key, None)
+                item_resume = saved.get("in")
+            state.frame = Frame(ctx)
+            gens.append(_pipe_item(run, state, item.pipeline, parent, path + "/", item_resume))
+        started.append((item_path, state))
+    frame.child = ("par", node.name, states, parent)
+    outcomes = (yield (PARALLEL, gens)) if gens else []
+    stopped = False
+    failures: list[tuple[str, BaseException, int]] = []
+    for (item_path, _state), (ok, value) in zip(started, outcomes):
+        if ok:
+            stopped = stopped or value == STOPPED
+        elif isinstance(value, _StepFailure):
+            failures.append((item_path, value.exc, value.attempts))
+        elif isinstance(value, StepFailedError):
+            failures.append((value.step_name, value, value.attempts))
+        else:
+            raise value  # aborted, or an error of a handler: not a step failure
+    if stopped:
+        return STOPPED
+    if failures:
+        for item_path, exc, _attempts in failures:
+            if not isinstance(exc, StepFailedError) and run.error_hooks:
+                yield (ERROR_HOOKS, run.error_hooks, item_path, exc)
+        if policy.parallel_mode == "all":
+            item_path, exc, attempts = failures[0]
+            if isinstance(exc, StepFailedError):
+                raise exc
+            raise StepFailedError(
+                f"step {item_path!r} failed after {attempts} attempt(s): "
+                f"{type(exc).__name__}: {exc}",
+                step_name=item_path,
+                attempts=attempts,
+                context=parent,
+                checkpoint=run.snapshot_now(),
+                run_id=run.run_id,
+            ) from exc
+        for item_path, exc, attempts in failures:
+            log.warning("parallel item %s failed (parallel_mode='settled'): %s", item_path, exc)
+            run.records.append((item_path, "failed", 0.0, attempts, exc))
+    merged: dict[str, Any] = {}
+    for state in states:
+        if state.out is not None:
+            _merge(parent, state.out, policy, path)
+            merged.update(state.out)
+            for key in state.removed:
+                parent.pop(key, None)
+    return (yield from complete(run, frame, node.name, path, merged, _clock() - t0, 1))
+
+
+def _fn_item(
+    state: ItemState, fn: Callable[..., Any], view: Mapping[str, Any], policy: Policy, path: str
+) -> Gen:
+    out, attempts = yield from call_with_policy(fn, view, policy, path)
+    if out is not None:
+        _check_output(out, path, attempts)
+    state.out = dict(out) if out is not None else {}
+    return DONE
+
+
+def _pipe_item(
+    run: Run, state: ItemState, pipeline: Pipeline, parent: dict[str, Any], prefix: str,
+    resume: Any,
+) -> Gen:
+    assert state.frame is not None
+    status = yield from run_level(run, state.frame, pipeline, prefix, resume)
+    if status == STOPPED:
+        return STOPPED
+    state.out, state.removed = diff(state.frame.ctx, parent)
+    state.frame = None
+    return DONE

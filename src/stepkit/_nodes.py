@@ -1,0 +1,181 @@
+"""The immutable parts a pipeline is made of: nodes, items and step policies.
+
+The builder validates and creates them; the engine only reads them. Nothing
+here runs user code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from ._builder import Pipeline
+
+ErrorMode = Literal["raise", "continue", "skip_remaining"]
+MergeMode = Literal["override", "error", "warn", "skip"]
+ParallelMode = Literal["all", "settled"]
+RetryDelay = float | Callable[[int, BaseException], float]
+RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+
+ERROR_MODES = ("raise", "continue", "skip_remaining")
+MERGE_MODES = ("override", "error", "warn", "skip")
+PARALLEL_MODES = ("all", "settled")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The resolved options of one step (step options over pipeline defaults)."""
+
+    when: Any = None
+    retries: int = 0
+    retry_delay: RetryDelay = 0.0
+    retry_on: RetryOn = (Exception,)
+    timeout: float | None = None
+    on_error: ErrorMode = "raise"
+    merge: MergeMode = "override"
+    parallel_mode: ParallelMode = "all"
+
+
+POLICY_OPTIONS = frozenset(f.name for f in fields(Policy))
+DEFAULT_POLICY = Policy()
+
+
+@dataclass(frozen=True, slots=True)
+class FnItem:
+    """A step function; ``name`` is its path segment when it runs in parallel."""
+
+    name: str
+    fn: Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PipeItem:
+    """A nested pipeline; its steps are named ``<step>/<inner step>``."""
+
+    pipeline: Pipeline
+
+
+Item = FnItem | PipeItem
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One named step at one pipeline level.
+
+    ``kind`` is ``"step"`` (one or more items), ``"transform"`` (one function
+    that returns the whole new context) or ``"branch"`` (``selector`` picks one
+    of ``cases``).
+    """
+
+    name: str
+    kind: Literal["step", "transform", "branch"]
+    items: tuple[Item, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    selector: Callable[..., Any] | None = None
+    cases: tuple[tuple[str, Pipeline], ...] = ()
+
+    @property
+    def parallel(self) -> bool:
+        return len(self.items) > 1
+
+    def case(self, key: str) -> Pipeline | None:
+        for case_key, target in self.cases:
+            if case_key == key:
+                return target
+        return None
+
+
+def check_name(name: object, what: str = "step name") -> str:
+    """Return ``name`` if it is a valid path segment, else raise."""
+    if not isinstance(name, str) or not name:
+        raise PipelineDefinitionError(f"a {what} must be a non-empty str, got {name!r}")
+    if "/" in name:
+        raise PipelineDefinitionError(
+            f"{what} {name!r} contains '/', which separates nested step paths; "
+            "use another character such as '-' or '.'"
+        )
+    return name
+
+
+def check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate step options (keyword arguments) at build time."""
+    unknown = set(options) - POLICY_OPTIONS
+    if unknown:
+        raise PipelineDefinitionError(
+            f"{where}: unknown option(s) {', '.join(sorted(unknown))}; "
+            f"valid options are {', '.join(sorted(POLICY_OPTIONS))}"
+        )
+    out = dict(options)
+    when = out.get("when")
+    if "when" in out and not (isinstance(when, bool) or callable(when)):
+        raise PipelineDefinitionError(
+            f"{where}: when= must be a bool or a callable of the context, got {when!r}"
+        )
+    if "retries" in out:
+        r = out["retries"]
+        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+            raise PipelineDefinitionError(f"{where}: retries= must be an int >= 0, got {r!r}")
+    if "retry_delay" in out:
+        d = out["retry_delay"]
+        if not callable(d) and not _non_negative(d):
+            raise PipelineDefinitionError(
+                f"{where}: retry_delay= must be seconds >= 0 or a callable "
+                f"(attempt, exc) -> seconds, got {d!r}"
+            )
+    if "retry_on" in out:
+        out["retry_on"] = _check_retry_on(out["retry_on"], where)
+    if "timeout" in out:
+        t = out["timeout"]
+        if t is not None and (not _non_negative(t) or t == 0):
+            raise PipelineDefinitionError(
+                f"{where}: timeout= must be seconds > 0 or None, got {t!r}"
+            )
+    for key, allowed in (
+        ("on_error", ERROR_MODES),
+        ("merge", MERGE_MODES),
+        ("parallel_mode", PARALLEL_MODES),
+    ):
+        if key in out and out[key] not in allowed:
+            raise PipelineDefinitionError(
+                f"{where}: {key}= must be one of {', '.join(map(repr, allowed))}, "
+                f"got {out[key]!r}"
+            )
+    return out
+
+
+def _non_negative(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _check_retry_on(value: object, where: str) -> RetryOn:
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return (value,)
+    if (
+        isinstance(value, tuple)
+        and value
+        and all(isinstance(t, type) and issubclass(t, BaseException) for t in value)
+    ):
+        return value
+    if callable(value):
+        return value  # type: ignore[return-value]
+    raise PipelineDefinitionError(
+        f"{where}: retry_on= must be an exception type, a tuple of them, or a "
+        f"callable(exc) -> bool, got {value!r}"
+    )
+
+
+def resolve_policy(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> Policy:
+    """Step options over pipeline defaults, as one immutable policy."""
+    if not defaults and not options:
+        return DEFAULT_POLICY
+    return Policy(**{**defaults, **options})

@@ -1,0 +1,134 @@
+"""Where a run is: frames of the running levels, and the resume position they encode.
+
+A position is a small JSON-ready tree. At each level it is ``None`` (nothing
+done yet), ``{"done": name}`` (node ``name`` completed), or ``{"at": name,
+...}`` (inside a container: ``"in"`` for a nested pipeline, ``"case"`` and
+``"in"`` for a branch, ``"items"`` for parallel items).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ._nodes import FnItem, PipeItem
+from .errors import CheckpointMismatchError, InvalidCheckpointError
+
+if TYPE_CHECKING:
+    from ._builder import Pipeline
+
+
+class Frame:
+    """One running pipeline level: its context, last completed node, and child."""
+
+    __slots__ = ("child", "ctx", "done", "view")
+
+    def __init__(self, ctx: dict[str, Any], view: Mapping[str, Any] | None = None) -> None:
+        self.ctx = ctx
+        self.view: Mapping[str, Any] = MappingProxyType(ctx) if view is None else view
+        self.done: str | None = None
+        # None | ("nest", name, Frame) | ("case", name, key, Frame)
+        # | ("par", name, [ItemState], parent ctx)
+        self.child: tuple[Any, ...] | None = None
+
+
+class ItemState:
+    """Progress of one parallel item: its frame while running, its output when done."""
+
+    __slots__ = ("frame", "out", "removed")
+
+    def __init__(self) -> None:
+        self.frame: Frame | None = None
+        self.out: dict[str, Any] | None = None
+        self.removed: list[str] = []
+
+
+def diff(ctx: Mapping[str, Any], parent: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Keys of ``ctx`` that are new or changed against ``parent``, and keys removed."""
+    changed = {k: v for k, v in ctx.items() if k not in parent or parent[k] is not v}
+    return changed, [k for k in parent if k not in ctx]
+
+
+def position_of(frame: Frame) -> Any:
+    """The resume position of ``frame`` and everything running below it."""
+    child = frame.child
+    if child is None:
+        return None if frame.done is None else {"done": frame.done}
+    kind = child[0]
+    if kind == "nest":
+        return {"at": child[1], "in": position_of(child[2])}
+    if kind == "case":
+        return {"at": child[1], "case": child[2], "in": position_of(child[3])}
+    _, name, states, parent = child
+    items: list[Any] = []
+    for state in states:
+        inner = state.frame
+        if state.out is not None:
+            items.append({"out": state.out, "del": state.removed})
+        elif inner is not None and (inner.done is not None or inner.child is not None):
+            changed, removed = diff(inner.ctx, parent)
+            items.append({"in": position_of(inner), "set": changed, "del": removed})
+        else:
+            items.append(None)
+    return {"at": name, "items": items}
+
+
+def check_position(pipeline: Pipeline, pos: Any, prefix: str = "") -> None:
+    """Raise unless ``pos`` is a position this pipeline can resume from."""
+    if pos is None:
+        return
+    if not isinstance(pos, dict):
+        raise InvalidCheckpointError(f"malformed resume position at {prefix or 'top level'}")
+    name = pos.get("done", pos.get("at"))
+    if not isinstance(name, str):
+        raise InvalidCheckpointError(f"malformed resume position at {prefix or 'top level'}")
+    node = next((n for n in pipeline.nodes if n.name == name), None)
+    if node is None:
+        raise CheckpointMismatchError(
+            f"the checkpoint's step {prefix + name!r} does not exist in pipeline "
+            f"{pipeline.name!r} any more; its steps are now: "
+            f"{', '.join(pipeline.step_paths()) or '(none)'}"
+        )
+    if "done" in pos:
+        return
+    path = prefix + name + "/"
+    if node.kind == "branch":
+        key = pos.get("case")
+        target = node.case(key) if isinstance(key, str) else None
+        if target is None:
+            raise CheckpointMismatchError(
+                f"the checkpoint is inside case {key!r} of branch {prefix + name!r}, "
+                "which the pipeline no longer has"
+            )
+        check_position(target, pos.get("in"), f"{path}{key}/")
+    elif node.kind == "step" and len(node.items) > 1:
+        items = pos.get("items")
+        if not isinstance(items, list) or len(items) != len(node.items):
+            raise CheckpointMismatchError(
+                f"the checkpoint is inside parallel step {prefix + name!r}, whose items "
+                "have changed since"
+            )
+        for item, saved in zip(node.items, items):
+            _check_item(item, saved, path)
+    elif node.kind == "step" and isinstance(node.items[0], PipeItem):
+        check_position(node.items[0].pipeline, pos.get("in"), path)
+    else:
+        raise CheckpointMismatchError(
+            f"the checkpoint is inside step {prefix + name!r}, which is no longer a "
+            "nested pipeline, branch or parallel step"
+        )
+
+
+def _check_item(item: FnItem | PipeItem, saved: Any, path: str) -> None:
+    if saved is None:
+        return
+    if not isinstance(saved, dict):
+        raise InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
+    for key, kind in (("out", dict), ("set", dict), ("del", list)):
+        if key in saved and not isinstance(saved[key], kind):
+            raise InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
+    if "out" not in saved:
+        if isinstance(item, FnItem):
+            raise InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
+        check_position(item.pipeline, saved.get("in"), path)

@@ -1,0 +1,241 @@
+"""Entry points behind ``Pipeline.run`` and friends: validate, prepare, drive, wrap.
+
+Everything here happens once per run; the per-step work is in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ._codec import Meta, decode_with_keys, encode_checkpoint
+from ._drivers import SyncLoop, adrive, drive
+from ._engine import STOPPED, Gen, Run, run_level
+from ._envelope import DEFAULT_COMPRESS_THRESHOLD, normalize_keys
+from ._position import check_position
+from .errors import (
+    CheckpointExpiredError,
+    CheckpointMismatchError,
+    InvalidArgumentError,
+    PipelineDefinitionError,
+)
+from .events import RunResult
+
+if TYPE_CHECKING:
+    from ._builder import Pipeline
+
+RUN_OPTIONS = frozenset(
+    {
+        "on_step_complete",
+        "on_step_start",
+        "on_error",
+        "abort",
+        "run_id",
+        "checkpoint_ttl",
+        "sleep",
+        "clock",
+    }
+)
+RESUME_OPTIONS = RUN_OPTIONS | {"strict"}
+
+
+@dataclass(slots=True)
+class Prepared:
+    run: Run
+    gen: Gen
+    sleep: Callable[[float], Any] | None
+    definition_changed: bool = False
+
+
+def _hooks(value: object, option: str) -> tuple[Callable[..., Any], ...]:
+    if value is None:
+        return ()
+    if callable(value):
+        return (value,)
+    if isinstance(value, list | tuple) and all(callable(h) for h in value):
+        return tuple(value)
+    raise InvalidArgumentError(f"{option}= must be a callable or a list of callables, got {value!r}")
+
+
+def _keys(pipeline: Pipeline) -> tuple[bytes, ...]:
+    try:
+        return normalize_keys(pipeline.options.get("secret"))
+    except InvalidArgumentError as exc:
+        raise PipelineDefinitionError(f"Pipeline({pipeline.name!r}): {exc}") from None
+
+
+def _check_options(options: Mapping[str, Any], allowed: frozenset[str], call: str) -> None:
+    unknown = set(options) - allowed
+    if unknown:
+        raise InvalidArgumentError(
+            f"{call}() got unknown option(s) {', '.join(sorted(unknown))}; "
+            f"valid options are {', '.join(sorted(allowed))}"
+        )
+
+
+def _prepare(
+    pipeline: Pipeline,
+    ctx: dict[str, Any],
+    options: Mapping[str, Any],
+    *,
+    run_id: str | None,
+    resume: Any = None,
+    last_step: str | None = None,
+) -> Prepared:
+    opts = pipeline.options
+    abort = options.get("abort")
+    if abort is not None and not callable(getattr(abort, "is_set", None)):
+        raise InvalidArgumentError(
+            f"abort= must be a threading.Event or an object with is_set(), got {abort!r}"
+        )
+    run_id = options.get("run_id", run_id)
+    if run_id is None:
+        run_id = uuid.uuid4().hex
+    elif not isinstance(run_id, str) or not run_id:
+        raise InvalidArgumentError(f"run_id= must be a non-empty str, got {run_id!r}")
+    ttl = options.get("checkpoint_ttl")
+    if ttl is not None and (
+        isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0
+    ):
+        raise InvalidArgumentError(f"checkpoint_ttl= must be seconds > 0, got {ttl!r}")
+    clock = options.get("clock") or time.time
+    sleep = options.get("sleep")
+    for name, fn in (("clock", clock), ("sleep", sleep)):
+        if fn is not None and not callable(fn):
+            raise InvalidArgumentError(f"{name}= must be a callable, got {fn!r}")
+    meta = Meta(
+        pipeline=pipeline.name,
+        version=pipeline.version,
+        fingerprint=pipeline.fingerprint,
+        run_id=run_id,
+        keys=_keys(pipeline),
+        ttl=ttl,
+        compress_threshold=opts.get("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
+        clock=clock,
+    )
+    run = Run(
+        ctx,
+        run_id,
+        handlers=opts.get("on_step_complete", ())
+        + _hooks(options.get("on_step_complete"), "on_step_complete"),
+        start_hooks=opts.get("on_step_start", ())
+        + _hooks(options.get("on_step_start"), "on_step_start"),
+        error_hooks=opts.get("on_error", ()) + _hooks(options.get("on_error"), "on_error"),
+        abort=abort,
+        encoder=partial(encode_checkpoint, meta),
+    )
+    run.last_step = last_step
+    gen = run_level(run, run.root, pipeline, "", resume)
+    return Prepared(run, gen, sleep)
+
+
+def _start(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepared:
+    _check_options(options, RUN_OPTIONS, "run")
+    if input is None:
+        ctx: dict[str, Any] = {}
+    elif isinstance(input, Mapping):
+        ctx = dict(input)
+    else:
+        raise InvalidArgumentError(
+            f"the input of a run must be a mapping (the initial context) or None, "
+            f"got {type(input).__name__}"
+        )
+    for key in ctx:
+        if not isinstance(key, str):
+            raise InvalidArgumentError(
+                f"context keys at top level must be str, got {key!r}; nest the mapping "
+                "under a str key instead"
+            )
+    return _prepare(pipeline, ctx, options, run_id=None)
+
+
+def _resume(
+    pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
+) -> Prepared:
+    _check_options(options, RESUME_OPTIONS, "run_checkpoint")
+    if override is not None and not isinstance(override, Mapping):
+        raise InvalidArgumentError(
+            f"override_data must be a mapping or None, got {type(override).__name__}"
+        )
+    cp = decode_with_keys(checkpoint, _keys(pipeline))
+    if cp.pipeline != pipeline.name:
+        raise CheckpointMismatchError(
+            f"this checkpoint belongs to pipeline {cp.pipeline!r}, not {pipeline.name!r}"
+        )
+    clock = options.get("clock") or time.time
+    if cp.expires_at is not None and datetime.fromtimestamp(clock(), timezone.utc) >= cp.expires_at:
+        raise CheckpointExpiredError(
+            f"this checkpoint expired at {cp.expires_at.isoformat()}; start a new run",
+            expires_at=cp.expires_at,
+        )
+    changed = cp.fingerprint != pipeline.fingerprint
+    if changed and options.get("strict"):
+        raise CheckpointMismatchError(
+            f"pipeline {pipeline.name!r} has changed since this checkpoint was made "
+            f"(fingerprint {cp.fingerprint} -> {pipeline.fingerprint}) and strict=True"
+        )
+    check_position(pipeline, cp.position)
+    ctx = dict(cp.context)
+    if override:
+        ctx.update(override)
+    prepared = _prepare(
+        pipeline, ctx, options, run_id=cp.run_id, resume=cp.position, last_step=cp.step_name
+    )
+    prepared.definition_changed = changed
+    return prepared
+
+
+def _result(prepared: Prepared, status: Any) -> RunResult:
+    run = prepared.run
+    return RunResult(
+        run.ctx,
+        status="stopped" if status == STOPPED else "completed",
+        stopped_at=run.stopped_at,
+        run_id=run.run_id,
+        records=run.records,
+        snapshot=run.snapshot,
+        definition_changed=prepared.definition_changed,
+    )
+
+
+def _drive_sync(prepared: Prepared) -> RunResult:
+    loop = SyncLoop()
+    try:
+        if prepared.sleep is None:
+            status = drive(prepared.gen, loop)
+        else:
+            status = drive(prepared.gen, loop, prepared.sleep)
+    finally:
+        loop.close()
+    return _result(prepared, status)
+
+
+async def _drive_async(prepared: Prepared) -> RunResult:
+    sleep = prepared.sleep or asyncio.sleep
+    return _result(prepared, await adrive(prepared.gen, sleep))
+
+
+def run(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
+    return _drive_sync(_start(pipeline, input, options))
+
+
+async def arun(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
+    return await _drive_async(_start(pipeline, input, options))
+
+
+def run_checkpoint(
+    pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
+) -> RunResult:
+    return _drive_sync(_resume(pipeline, checkpoint, override, options))
+
+
+async def arun_checkpoint(
+    pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
+) -> RunResult:
+    return await _drive_async(_resume(pipeline, checkpoint, override, options))

@@ -1,0 +1,241 @@
+"""The one error tree of stepkit: every error the library raises on purpose.
+
+Each error also subclasses the built-in exception a caller would naturally
+catch (``ValueError`` for malformed input, ``KeyError`` for a missing run,
+``TimeoutError`` for a timeout), and carries its context as attributes::
+
+    StepkitError
+    ├── InvalidArgumentError        (ValueError, TypeError) bad argument to a public call
+    ├── PipelineDefinitionError     (ValueError)  bad pipeline, found at build time
+    ├── EventLoopError              (RuntimeError) run() with async code inside a running loop
+    ├── StepFailedError                           a step failed after its retries
+    ├── StepTimeoutError            (TimeoutError) one attempt of a step ran out of time
+    ├── PipelineAbortedError                      the run's abort signal was set
+    ├── CheckpointError
+    │   ├── InvalidCheckpointError  (ValueError)  not a well-formed checkpoint
+    │   ├── CheckpointSignatureError              unsigned, tampered or wrongly signed
+    │   ├── CheckpointExpiredError                past its ``expires_at``
+    │   ├── CheckpointMismatchError               another pipeline, or a step path that is gone
+    │   └── CheckpointEncodeError   (TypeError)   a context value that cannot be encoded
+    ├── StoreError                                a store failed (cause chained)
+    │   ├── RunNotFoundError        (KeyError)
+    │   ├── RunConflictError                      the run is claimed, unfinished or already exists
+    │   └── RunExpiredError                       the run's ttl has passed
+    └── WorkflowError
+        ├── InvalidInputError       (ValueError)  workflow input failed its schema
+        ├── NonRetryableError                     raise it to stop retrying at once
+        └── NestedStepError                       ``step.*`` called inside ``step.run``
+
+User exceptions are never swallowed or re-typed silently: a failing step's
+exception is the ``__cause__`` of the :class:`StepFailedError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = [
+    "CheckpointEncodeError",
+    "CheckpointError",
+    "CheckpointExpiredError",
+    "CheckpointMismatchError",
+    "CheckpointSignatureError",
+    "EventLoopError",
+    "InvalidArgumentError",
+    "InvalidCheckpointError",
+    "InvalidInputError",
+    "NestedStepError",
+    "NonRetryableError",
+    "PipelineAbortedError",
+    "PipelineDefinitionError",
+    "RunConflictError",
+    "RunExpiredError",
+    "RunNotFoundError",
+    "StepFailedError",
+    "StepTimeoutError",
+    "StepkitError",
+    "StoreError",
+    "WorkflowError",
+]
+
+
+class StepkitError(Exception):
+    """Base class of every error stepkit raises on purpose."""
+
+
+class InvalidArgumentError(StepkitError, ValueError, TypeError):
+    """A public function was called with an argument it cannot accept.
+
+    The message names the argument, what was given and what is expected.
+    """
+
+
+class PipelineDefinitionError(StepkitError, ValueError):
+    """The pipeline is malformed: found when it is built, never mid-run."""
+
+
+class EventLoopError(StepkitError, RuntimeError):
+    """``run()`` met async code while an event loop runs in this thread.
+
+    Use ``await pipeline.arun(...)`` from async code instead.
+    """
+
+
+class _LazyCheckpoint:
+    """Mixin: a ``checkpoint`` attribute that is encoded only when read.
+
+    Failures are rare, but encoding the context is not free and may itself
+    fail (an unencodable value); so the error holds a thunk and encodes on
+    first access.
+    """
+
+    _checkpoint_thunk: Callable[[], str | None] | None
+    _checkpoint_value: str | None
+
+    def _set_checkpoint(self, checkpoint: str | Callable[[], str | None] | None) -> None:
+        if callable(checkpoint):
+            self._checkpoint_thunk, self._checkpoint_value = checkpoint, None
+        else:
+            self._checkpoint_thunk, self._checkpoint_value = None, checkpoint
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The checkpoint after the last completed step (``None`` if none)."""
+        if self._checkpoint_thunk is not None:
+            thunk, self._checkpoint_thunk = self._checkpoint_thunk, None
+            self._checkpoint_value = thunk()
+        return self._checkpoint_value
+
+
+class StepFailedError(_LazyCheckpoint, StepkitError):
+    """A step failed after all its attempts.
+
+    Attributes: ``step_name`` (full path), ``attempts``, ``context`` (a copy
+    of the context before the step), ``checkpoint`` (after the last completed
+    step: fix the cause, then ``pipeline.run_checkpoint(err.checkpoint)``),
+    ``run_id``. The step's own exception is ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step_name: str,
+        attempts: int = 1,
+        context: Mapping[str, Any] | None = None,
+        checkpoint: str | Callable[[], str | None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step_name = step_name
+        self.attempts = attempts
+        self.context: Mapping[str, Any] = dict(context or {})
+        self.run_id = run_id
+        self._set_checkpoint(checkpoint)
+
+
+class StepTimeoutError(StepkitError, TimeoutError):
+    """One attempt of a step ran longer than its ``timeout``."""
+
+    def __init__(self, message: str, *, step_name: str = "", timeout: float = 0.0) -> None:
+        super().__init__(message)
+        self.step_name = step_name
+        self.timeout = timeout
+
+
+class PipelineAbortedError(_LazyCheckpoint, StepkitError):
+    """The run's ``abort`` signal was set; ``checkpoint`` resumes it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step_name: str | None = None,
+        checkpoint: str | Callable[[], str | None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step_name = step_name
+        self.run_id = run_id
+        self._set_checkpoint(checkpoint)
+
+
+class CheckpointError(StepkitError):
+    """Base class of the checkpoint errors."""
+
+
+class InvalidCheckpointError(CheckpointError, ValueError):
+    """Not a well-formed stepkit checkpoint (type, base64, JSON, structure, size)."""
+
+
+class CheckpointSignatureError(CheckpointError):
+    """The checkpoint is unsigned, tampered with, or signed with another key."""
+
+
+class CheckpointExpiredError(CheckpointError):
+    """The checkpoint's ``expires_at`` has passed."""
+
+    def __init__(self, message: str, *, expires_at: object = None) -> None:
+        super().__init__(message)
+        self.expires_at = expires_at
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The checkpoint belongs to another pipeline, or its step path is gone."""
+
+
+class CheckpointEncodeError(CheckpointError, TypeError):
+    """A context value cannot be encoded; ``path`` names where it is."""
+
+    def __init__(self, message: str, *, path: str = "context", type_name: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.type_name = type_name
+
+
+class StoreError(StepkitError):
+    """A store operation failed; the backend's exception is ``__cause__``."""
+
+
+class RunNotFoundError(StoreError, KeyError):
+    """No run with this id exists in the store."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RunConflictError(StoreError):
+    """The run is claimed by another resume, unfinished, or already exists."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class RunExpiredError(StoreError):
+    """The run's ttl has passed: it can no longer be resumed."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class WorkflowError(StepkitError):
+    """Base class of the durable-workflow errors."""
+
+
+class InvalidInputError(WorkflowError, ValueError):
+    """Workflow input failed its ``input_schema``; nothing ran."""
+
+
+class NonRetryableError(WorkflowError):
+    """Raise from a step to fail it at once, without further attempts."""
+
+
+class NestedStepError(WorkflowError):
+    """A ``step.*`` call was made inside ``step.run``."""
