@@ -359,8 +359,11 @@ def _shape(pipeline: Pipeline) -> list[Any]:
         if node.kind == "branch":
             shape.append([node.name, "branch", [[k, _shape(t)] for k, t in node.cases]])
         else:
+            # a lone function's name is not part of any step path, so not of the shape
             items = [
-                ["fn", i.name] if isinstance(i, FnItem) else ["pipe", _shape(i.pipeline)]
+                ["fn", i.name if node.parallel else ""]
+                if isinstance(i, FnItem)
+                else ["pipe", _shape(i.pipeline)]
                 for i in node.items
             ]
             shape.append([node.name, node.kind, items])

@@ -77,6 +77,8 @@ def drive(gen: Gen, loop: SyncLoop, sleep: Sleep = time.sleep) -> Any:
                         value = loop.wait(value)
                 else:
                     value = _perform(cmd, loop, sleep)
+            except EventLoopError:
+                raise  # a misuse of run(), not a failure of the step
             except Exception as exc:
                 value, error = None, exc
     finally:

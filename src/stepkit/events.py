@@ -193,7 +193,7 @@ class RunResult(Mapping[str, Any]):
         """The checkpoint after the last completed step (encoded on first read)."""
         if self._checkpoint is None:
             assert self._snapshot is not None
-            self._checkpoint = self._run.snapshot(self.step_name)
+            self._checkpoint = self._snapshot()
         return self._checkpoint
 
     @property
