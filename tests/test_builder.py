@@ -85,7 +85,7 @@ def test_several_items_need_a_name():
 
 def test_unknown_step_option_is_rejected():
     """Misspelt options fail at build time and list the valid ones."""
-    with pytest.raises(PipelineDefinitionError, match="unknown option.*retires"):
+    with pytest.raises(PipelineDefinitionError, match=r"unknown option.*retires"):
         Pipeline("p").step("s", inc, retires=3)
 
 

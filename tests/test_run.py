@@ -11,6 +11,7 @@ import json
 import threading
 
 import pytest
+from support import Recorder
 
 from stepkit import (
     CheckpointMismatchError,
@@ -23,8 +24,6 @@ from stepkit import (
     StepkitError,
     decode_checkpoint,
 )
-
-from conftest import Recorder
 
 
 def calc() -> Pipeline:
@@ -92,11 +91,7 @@ class TestRunning:
         async def handler(event):
             seen.append(event.step_name)
 
-        p = (
-            Pipeline("p")
-            .step("s", step, when=pred)
-            .branch("b", on=select, cases={"yes": step})
-        )
+        p = Pipeline("p").step("s", step, when=pred).branch("b", on=select, cases={"yes": step})
         assert runner.run(p, {"a": 1}, on_step_complete=handler) == {"a": 1, "b": 2}
         assert seen == ["s", "b/yes/step", "b"]
 
@@ -171,8 +166,10 @@ class TestParallelAndNesting:
 
     def test_parallel_nested_pipelines(self, runner):
         """Nested pipelines as parallel items each run on their own copy of the context."""
-        left = Pipeline("l").step("l1", lambda ctx: {"l": ctx["a"]}).step(
-            "l2", lambda ctx: {"l": ctx["l"] * 10}
+        left = (
+            Pipeline("l")
+            .step("l1", lambda ctx: {"l": ctx["a"]})
+            .step("l2", lambda ctx: {"l": ctx["l"] * 10})
         )
         right = Pipeline("r").step("r1", lambda ctx: {"r": "l" in ctx})
         rec = Recorder()
@@ -184,7 +181,9 @@ class TestParallelAndNesting:
         """Nested steps fire with '/' paths, inner steps before their container."""
         inner = Pipeline("inner").step("x", lambda ctx: {"x": 1}).step("y", lambda ctx: {"y": 2})
         rec = Recorder()
-        runner.run(Pipeline("p").step("outer", inner).step("z", lambda ctx: None), on_step_complete=rec)
+        runner.run(
+            Pipeline("p").step("outer", inner).step("z", lambda ctx: None), on_step_complete=rec
+        )
         assert rec.names == ["outer/x", "outer/y", "outer", "z"]
 
     def test_branch_runs_the_selected_case(self, runner):
@@ -203,7 +202,9 @@ class TestParallelAndNesting:
     def test_branch_default_and_skip(self, runner):
         """Unknown keys go to the default case; None skips the branch."""
         p = Pipeline("p").branch(
-            "b", on=lambda ctx: ctx["k"], cases={"a": lambda ctx: {"r": "a"}},
+            "b",
+            on=lambda ctx: ctx["k"],
+            cases={"a": lambda ctx: {"r": "a"}},
             default=lambda ctx: {"r": "default"},
         )
         assert runner.run(p, {"k": "zzz"})["r"] == "default"
@@ -299,8 +300,11 @@ class TestEvents:
             abort.set()
             return {"b": 2}
 
-        p = Pipeline("p").step("one", lambda ctx: {"a": 1}).step("two", second).step(
-            "three", lambda ctx: {"c": 3}
+        p = (
+            Pipeline("p")
+            .step("one", lambda ctx: {"a": 1})
+            .step("two", second)
+            .step("three", lambda ctx: {"c": 3})
         )
         with pytest.raises(PipelineAbortedError) as info:
             runner.run(p, abort=abort)
@@ -345,11 +349,15 @@ class TestResume:
 
     def test_branch_decision_stays_taken(self, runner):
         """A checkpoint inside case 'odd' continues in 'odd' whatever the override says."""
-        case = Pipeline("case").step("one", lambda ctx: None).step(
-            "two", lambda ctx: {"went": ctx["case"]}
+        case = (
+            Pipeline("case")
+            .step("one", lambda ctx: None)
+            .step("two", lambda ctx: {"went": ctx["case"]})
         )
-        p = Pipeline("p").step("set", lambda ctx: {"case": "odd" if ctx["n"] % 2 else "even"}).branch(
-            "b", on=lambda ctx: ctx["case"], cases={"odd": case, "even": case}
+        p = (
+            Pipeline("p")
+            .step("set", lambda ctx: {"case": "odd" if ctx["n"] % 2 else "even"})
+            .branch("b", on=lambda ctx: ctx["case"], cases={"odd": case, "even": case})
         )
         rec = Recorder()
         runner.run(p, {"n": 1}, on_step_complete=rec)
@@ -368,6 +376,7 @@ class TestResume:
             def fn(ctx):
                 calls.append(name)
                 return out
+
             fn.__name__ = name
             return fn
 
@@ -393,7 +402,7 @@ class TestResume:
         rec = Recorder()
         runner.run(calc(), {"a": 1}, on_step_complete=rec)
         changed = Pipeline("calc").step("add-one", lambda ctx: None).step("other", lambda ctx: None)
-        with pytest.raises(CheckpointMismatchError, match="'double'.*add-one, other"):
+        with pytest.raises(CheckpointMismatchError, match=r"'double'.*add-one, other"):
             runner.resume(changed, rec.checkpoints["double"])
 
     def test_definition_changed_is_reported(self, runner):

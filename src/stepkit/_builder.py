@@ -83,6 +83,8 @@ class Pipeline:
     _name: str
     _nodes: tuple[Node, ...]
     _options: Mapping[str, Any]
+    _fingerprint: str | None
+    _compiled: tuple[Policy, ...] | None
 
     def __init__(self, name: str = "pipeline", **options: Any) -> None:
         check_name(name, "pipeline name")
@@ -151,9 +153,7 @@ class Pipeline:
             raise PipelineDefinitionError(f"{where} has no step function or pipeline")
         built = _items(items, where)
         opts = check_options(options, where)
-        if all(isinstance(i, PipeItem) for i in built) and (
-            "retries" in opts or "timeout" in opts
-        ):
+        if all(isinstance(i, PipeItem) for i in built) and ("retries" in opts or "timeout" in opts):
             raise PipelineDefinitionError(
                 f"{where}: retries= and timeout= apply to step functions; "
                 "set them on the steps of the nested pipeline instead"
@@ -243,7 +243,8 @@ class Pipeline:
             text = json.dumps(_shape(self), separators=(",", ":"))
             fp = hashlib.sha256(text.encode()).hexdigest()[:16]
             object.__setattr__(self, "_fingerprint", fp)
-        return self._fingerprint  # type: ignore[return-value]
+        assert self._fingerprint is not None
+        return self._fingerprint
 
     def policies(self) -> tuple[Policy, ...]:
         """The resolved policy of each top-level node (cached)."""
@@ -251,7 +252,8 @@ class Pipeline:
             defaults = {k: self._options[k] for k in _POLICY_DEFAULTS if k in self._options}
             compiled = tuple(resolve_policy(defaults, n.options) for n in self._nodes)
             object.__setattr__(self, "_compiled", compiled)
-        return self._compiled  # type: ignore[return-value]
+        assert self._compiled is not None
+        return self._compiled
 
     def __repr__(self) -> str:
         return f"Pipeline({self._name!r}, steps={self.describe()!r})"

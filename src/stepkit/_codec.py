@@ -64,9 +64,7 @@ def encode_checkpoint(
         "position": to_json(position, path="position", registry=meta.registry),
         "context": encode_context(context, registry=meta.registry),
     }
-    return seal(
-        dumps(doc).encode(), keys=meta.keys, compress_threshold=meta.compress_threshold
-    )
+    return seal(dumps(doc).encode(), keys=meta.keys, compress_threshold=meta.compress_threshold)
 
 
 def decode_checkpoint(

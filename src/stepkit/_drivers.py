@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import threading
 import time
+from functools import partial
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -87,7 +88,7 @@ def drive(gen: Gen, loop: SyncLoop, sleep: Sleep = time.sleep) -> Any:
 
 def _perform(cmd: tuple[Any, ...], loop: SyncLoop, sleep: Sleep) -> Any:
     op = cmd[0]
-    if op == EMIT or op == START_HOOKS:
+    if op in (EMIT, START_HOOKS):
         for handler in cmd[1]:
             if _awaitable(result := handler(cmd[2])):
                 loop.wait(result)
@@ -99,7 +100,7 @@ def _perform(cmd: tuple[Any, ...], loop: SyncLoop, sleep: Sleep) -> Any:
         if _awaitable(result := sleep(cmd[1])):
             loop.wait(result)
     elif op == PARALLEL:
-        return [_settle(lambda g=g: drive(g, loop, sleep)) for g in cmd[1]]
+        return [_settle(partial(drive, gen, loop, sleep)) for gen in cmd[1]]
     elif op == CALL_TIMEOUT:
         return _call_in_thread(cmd[1], cmd[2], cmd[3], cmd[4], loop)
     return None
@@ -185,7 +186,7 @@ async def adrive(gen: Gen, sleep: Sleep = asyncio.sleep) -> Any:
 
 async def _aperform(cmd: tuple[Any, ...], sleep: Sleep) -> Any:
     op = cmd[0]
-    if op == EMIT or op == START_HOOKS:
+    if op in (EMIT, START_HOOKS):
         for handler in cmd[1]:
             if _awaitable(result := handler(cmd[2])):
                 await result

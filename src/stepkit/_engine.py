@@ -10,8 +10,8 @@ the result back (or throws the exception in).
 from __future__ import annotations
 
 import logging
-from time import perf_counter as _clock
 from collections.abc import Callable, Generator, Mapping
+from time import perf_counter as _clock
 from typing import TYPE_CHECKING, Any
 
 from ._merge import merge_into
@@ -107,9 +107,7 @@ class _StepFailure(Exception):
         self.exc, self.attempts = exc, attempts
 
 
-def run_level(
-    run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Any = None
-) -> Gen:
+def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Any = None) -> Gen:
     """Run the nodes of one pipeline level; return DONE or STOPPED.
 
     ``resume`` is a position checked by :func:`check_position` beforehand.
@@ -151,7 +149,7 @@ def run_node(
     path = prefix + node.name
     if resume is None:
         when = policy.when
-        if when is not None and when is not True:
+        if when is not None and when is not True:  # noqa: SIM102 (the yield must stay lazy)
             if when is False or not (yield (CALL, when, frame.view)):
                 run.records.append((path, "skipped", 0.0, 0, None))
                 log.debug("step %s skipped (when= is false)", path)
@@ -213,7 +211,11 @@ def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str
             seconds = float(delay(attempt, exc)) if callable(delay) else float(delay)
             log.info(
                 "step %s attempt %d failed (%s: %s); retrying in %.3gs",
-                path, attempt, type(exc).__name__, exc, seconds,
+                path,
+                attempt,
+                type(exc).__name__,
+                exc,
+                seconds,
             )
             if seconds > 0:
                 yield (SLEEP, seconds)
@@ -265,7 +267,12 @@ def complete(
 
 
 def _failed(
-    run: Run, frame: Frame, node: Node, policy: Policy, path: str, exc: BaseException,
+    run: Run,
+    frame: Frame,
+    node: Node,
+    policy: Policy,
+    path: str,
+    exc: BaseException,
     attempts: int,
 ) -> Gen:
     log.warning(
@@ -286,7 +293,12 @@ def _failed(
 
 
 def _record_failure(
-    run: Run, frame: Frame, node: Node, policy: Policy, path: str, exc: BaseException,
+    run: Run,
+    frame: Frame,
+    node: Node,
+    policy: Policy,
+    path: str,
+    exc: BaseException,
     attempts: int,
 ) -> int:
     run.records.append((path, "failed", 0.0, attempts, exc))
@@ -297,7 +309,9 @@ def _record_failure(
 
 def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) -> Gen:
     t0 = _clock()
-    out, attempts = yield from call_with_policy(node.items[0].fn, frame.view, policy, path)
+    item = node.items[0]
+    assert isinstance(item, FnItem)
+    out, attempts = yield from call_with_policy(item.fn, frame.view, policy, path)
     if not isinstance(out, Mapping):
         raise _StepFailure(
             TypeError(
@@ -361,16 +375,14 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
     return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
 
 
-def _parallel(
-    run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any
-) -> Gen:
+def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any) -> Gen:
     t0 = _clock()
     parent = frame.ctx
     states = [ItemState() for _ in node.items]
     saved_items = resume["items"] if resume is not None else [None] * len(node.items)
     started: list[tuple[str, ItemState]] = []
     gens: list[Gen] = []
-    for item, state, saved in zip(node.items, states, saved_items):
+    for item, state, saved in zip(node.items, states, saved_items, strict=False):
         if saved is not None and "out" in saved:
             state.out, state.removed = dict(saved["out"]), list(saved.get("del", ()))
             continue
@@ -393,7 +405,7 @@ def _parallel(
     outcomes = (yield (PARALLEL, gens)) if gens else []
     stopped = False
     failures: list[tuple[str, BaseException, int]] = []
-    for (item_path, _state), (ok, value) in zip(started, outcomes):
+    for (item_path, _state), (ok, value) in zip(started, outcomes, strict=False):
         if ok:
             stopped = stopped or value == STOPPED
         elif isinstance(value, _StepFailure):
@@ -445,7 +457,11 @@ def _fn_item(
 
 
 def _pipe_item(
-    run: Run, state: ItemState, pipeline: Pipeline, parent: dict[str, Any], prefix: str,
+    run: Run,
+    state: ItemState,
+    pipeline: Pipeline,
+    parent: dict[str, Any],
+    prefix: str,
     resume: Any,
 ) -> Gen:
     assert state.frame is not None

@@ -142,8 +142,7 @@ def check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
     ):
         if key in out and out[key] not in allowed:
             raise PipelineDefinitionError(
-                f"{where}: {key}= must be one of {', '.join(map(repr, allowed))}, "
-                f"got {out[key]!r}"
+                f"{where}: {key}= must be one of {', '.join(map(repr, allowed))}, got {out[key]!r}"
             )
     return out
 
@@ -167,7 +166,7 @@ def _check_retry_on(value: object, where: str) -> RetryOn:
     ):
         return value
     if callable(value):
-        return value  # type: ignore[return-value]
+        return value
     raise PipelineDefinitionError(
         f"{where}: retry_on= must be an exception type, a tuple of them, or a "
         f"callable(exc) -> bool, got {value!r}"

@@ -109,7 +109,7 @@ def check_position(pipeline: Pipeline, pos: Any, prefix: str = "") -> None:
                 f"the checkpoint is inside parallel step {prefix + name!r}, whose items "
                 "have changed since"
             )
-        for item, saved in zip(node.items, items):
+        for item, saved in zip(node.items, items, strict=False):
             _check_item(item, saved, path)
     elif node.kind == "step" and isinstance(node.items[0], PipeItem):
         check_position(node.items[0].pipeline, pos.get("in"), path)

@@ -60,7 +60,9 @@ def _hooks(value: object, option: str) -> tuple[Callable[..., Any], ...]:
         return (value,)
     if isinstance(value, list | tuple) and all(callable(h) for h in value):
         return tuple(value)
-    raise InvalidArgumentError(f"{option}= must be a callable or a list of callables, got {value!r}")
+    raise InvalidArgumentError(
+        f"{option}= must be a callable or a list of callables, got {value!r}"
+    )
 
 
 def _keys(pipeline: Pipeline) -> tuple[bytes, ...]:

@@ -100,9 +100,7 @@ class StepEvent:
     def stop_pipeline(self) -> None:
         """Stop the run after this step: no further step runs at any level."""
         if not self._open:
-            raise StepkitError(
-                "stop_pipeline() must be called during the on_step_complete handler"
-            )
+            raise StepkitError("stop_pipeline() must be called during the on_step_complete handler")
         self._run.stop(self.step_name)
 
     def _close(self) -> None:
