@@ -205,6 +205,41 @@ class Pipeline:
         opts = check_options(options, where)
         return self._with(Node(name, "branch", (), opts, selector=on, cases=tuple(built)))
 
+    def with_options(self, **options: Any) -> Pipeline:
+        """A copy with these pipeline options replaced (same steps)."""
+        new = Pipeline(self._name, **{**self._options, **options})
+        new._init(self._name, self._nodes, new._options)
+        return new
+
+    def with_hooks(
+        self,
+        *,
+        on_step_complete: Callable[..., Any] | None = None,
+        on_step_start: Callable[..., Any] | None = None,
+        on_error: Callable[..., Any] | None = None,
+    ) -> Pipeline:
+        """A copy with these handlers added after the existing ones."""
+        added = {
+            "on_step_complete": on_step_complete,
+            "on_step_start": on_step_start,
+            "on_error": on_error,
+        }
+        merged = {
+            name: (*self._options.get(name, ()), *_hooks(hook, name))
+            for name, hook in added.items()
+            if hook is not None
+        }
+        return self.with_options(**merged)
+
+    def without_hooks(self, *handlers: Callable[..., Any]) -> Pipeline:
+        """A copy without these handlers (in every hook list they were added to)."""
+        kept = {
+            name: tuple(h for h in self._options[name] if h not in handlers)
+            for name in _HOOK_OPTIONS
+            if name in self._options
+        }
+        return self.with_options(**kept)
+
     # -- introspection -----------------------------------------------------
 
     @property

@@ -49,6 +49,7 @@ class Run:
     __slots__ = (
         "abort",
         "ctx",
+        "debug",
         "encoder",
         "error_hooks",
         "handlers",
@@ -84,6 +85,7 @@ class Run:
         self.stopped = False
         self.stopped_at: str | None = None
         self.last_step: str | None = None
+        self.debug = log.isEnabledFor(logging.DEBUG)  # decided once, not per step
 
     def snapshot(self, step_name: str | None = None) -> str:
         """Encode the current state as a checkpoint string."""
@@ -152,8 +154,11 @@ def run_node(
         if when is not None and when is not True:  # noqa: SIM102 (the yield must stay lazy)
             if when is False or not (yield (CALL, when, frame.view)):
                 run.records.append((path, "skipped", 0.0, 0, None))
-                log.debug("step %s skipped (when= is false)", path)
+                if run.debug:
+                    log.debug("step %s skipped (when= is false)", path)
                 return DONE
+        if run.debug:
+            log.debug("step %s starting", path)
         if run.start_hooks:
             yield (START_HOOKS, run.start_hooks, StepStartEvent(path, frame.view, run.run_id))
     items = node.items
@@ -255,6 +260,8 @@ def complete(
     frame.child = None
     run.records.append((path, "completed", duration, attempts, None))
     run.last_step = path
+    if run.debug:
+        log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
     if run.handlers:
         event = StepEvent(path, frame.view, out, duration, attempts, run.run_id, run)
         try:
@@ -352,6 +359,8 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
             raise _StepFailure(exc, 1) from exc
         if key is None:
             run.records.append((path, "skipped", 0.0, 0, None))
+            if run.debug:
+                log.debug("branch %s skipped (its selector returned None)", path)
             return DONE
         if not (isinstance(key, str) and node.case(key) is not None):
             if node.case("default") is None:

@@ -6,6 +6,7 @@ Everything here happens once per run; the per-step work is in the engine.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from .errors import (
     InvalidArgumentError,
     PipelineDefinitionError,
 )
+from ._summary import format_summary, summary_logger
 from .events import RunResult
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ RUN_OPTIONS = frozenset(
         "checkpoint_ttl",
         "sleep",
         "clock",
+        "log",
     }
 )
 RESUME_OPTIONS = RUN_OPTIONS | {"strict"}
@@ -50,7 +53,14 @@ class Prepared:
     run: Run
     gen: Gen
     sleep: Callable[[float], Any] | None
+    pipeline: str
+    logger: logging.Logger | None
     definition_changed: bool = False
+
+    def log_summary(self, status: str) -> None:
+        if self.logger is not None:
+            run = self.run
+            self.logger.info(format_summary(self.pipeline, run.run_id, status, run.records))
 
 
 def _hooks(value: object, option: str) -> tuple[Callable[..., Any], ...]:
@@ -134,7 +144,8 @@ def _prepare(
     )
     run.last_step = last_step
     gen = run_level(run, run.root, pipeline, "", resume)
-    return Prepared(run, gen, sleep)
+    logger = summary_logger(options.get("log", opts.get("log")))
+    return Prepared(run, gen, sleep, pipeline.name, logger)
 
 
 def _start(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepared:
@@ -148,12 +159,6 @@ def _start(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepar
             f"the input of a run must be a mapping (the initial context) or None, "
             f"got {type(input).__name__}"
         )
-    for key in ctx:
-        if not isinstance(key, str):
-            raise InvalidArgumentError(
-                f"context keys at top level must be str, got {key!r}; nest the mapping "
-                "under a str key instead"
-            )
     return _prepare(pipeline, ctx, options, run_id=None)
 
 
@@ -208,6 +213,7 @@ def _result(prepared: Prepared, status: Any) -> RunResult:
 
 def _drive_sync(prepared: Prepared) -> RunResult:
     loop = SyncLoop()
+    status: Any = "failed"
     try:
         if prepared.sleep is None:
             status = drive(prepared.gen, loop)
@@ -215,12 +221,24 @@ def _drive_sync(prepared: Prepared) -> RunResult:
             status = drive(prepared.gen, loop, prepared.sleep)
     finally:
         loop.close()
+        prepared.log_summary(_status_name(status))
     return _result(prepared, status)
 
 
 async def _drive_async(prepared: Prepared) -> RunResult:
     sleep = prepared.sleep or asyncio.sleep
-    return _result(prepared, await adrive(prepared.gen, sleep))
+    status: Any = "failed"
+    try:
+        status = await adrive(prepared.gen, sleep)
+    finally:
+        prepared.log_summary(_status_name(status))
+    return _result(prepared, status)
+
+
+def _status_name(status: Any) -> str:
+    if status == "failed":
+        return "failed"
+    return "stopped" if status == STOPPED else "completed"
 
 
 def run(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:

@@ -1,0 +1,47 @@
+"""Shared helpers for the benchmark scripts: timing and writing docs/performance.md."""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+
+
+def best_of(fn: Callable[[], object], *, repeat: int = 7, number: int = 200) -> float:
+    """The best mean seconds per call of ``fn`` over ``repeat`` rounds of ``number`` calls."""
+    fn()  # warm up
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+def machine() -> str:
+    return f"Python {platform.python_version()} ({platform.python_implementation()}), {platform.machine()}"
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace the section between ``<!-- name -->`` markers in docs/performance.md."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = DOC.read_text() if DOC.exists() else "# Performance\n"
+    block = f"{begin}\n{markdown.rstrip()}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def emit(name: str, markdown: str) -> None:
+    print(markdown)
+    if "--write" in sys.argv:
+        write_section(name, markdown)
+        print(f"(written to {DOC})")
