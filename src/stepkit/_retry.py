@@ -9,7 +9,7 @@ from .errors import InvalidArgumentError
 
 
 @dataclass(frozen=True, slots=True)
-class exponential_backoff:  # noqa: N801 - used like a function: retry_delay=exponential_backoff()
+class exponential_backoff:
     """Exponential backoff with full jitter and a cap, for ``retry_delay=``.
 
     The delay before retry ``attempt`` (1 for the first retry) is drawn from

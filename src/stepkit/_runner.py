@@ -20,13 +20,13 @@ from ._drivers import SyncLoop, adrive, drive
 from ._engine import STOPPED, Gen, Run, run_level
 from ._envelope import DEFAULT_COMPRESS_THRESHOLD, normalize_keys
 from ._position import check_position
+from ._summary import format_summary, summary_logger
 from .errors import (
     CheckpointExpiredError,
     CheckpointMismatchError,
     InvalidArgumentError,
     PipelineDefinitionError,
 )
-from ._summary import format_summary, summary_logger
 from .events import RunResult
 
 if TYPE_CHECKING:
