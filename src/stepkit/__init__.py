@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._builder import Pipeline
 from ._codec import decode_checkpoint
+from ._retry import exponential_backoff
 from ._values import TypeRegistry, register_type
 from .errors import (
     CheckpointEncodeError,
@@ -69,5 +70,6 @@ __all__ = [
     "WorkflowError",
     "__version__",
     "decode_checkpoint",
+    "exponential_backoff",
     "register_type",
 ]

@@ -11,8 +11,9 @@ import asyncio
 import inspect
 import threading
 import time
-from functools import partial
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from ._engine import CALL, CALL_TIMEOUT, EMIT, ERROR_HOOKS, PARALLEL, SLEEP, START_HOOKS, Gen
@@ -60,14 +61,25 @@ def _awaitable(value: Any) -> bool:
     return value is not None and type(value) is not dict and inspect.isawaitable(value)
 
 
-def drive(gen: Gen, loop: SyncLoop, sleep: Sleep = time.sleep) -> Any:
-    """Perform ``gen``'s commands synchronously; return its return value."""
+def drive(
+    gen: Gen, loop: SyncLoop, sleep: Sleep = time.sleep, lock: threading.Lock | None = None
+) -> Any:
+    """Perform ``gen``'s commands synchronously; return its return value.
+
+    ``lock`` is set while parallel items run in threads: the core's own code
+    and the handlers then run under it (one at a time, so a checkpoint read in
+    a handler sees a consistent state); step functions run outside it.
+    """
     value: Any = None
     error: BaseException | None = None
     try:
         while True:
             try:
-                cmd = gen.send(value) if error is None else gen.throw(error)
+                if lock is None:
+                    cmd = gen.send(value) if error is None else gen.throw(error)
+                else:
+                    with lock:
+                        cmd = gen.send(value) if error is None else gen.throw(error)
             except StopIteration as stop:
                 return stop.value
             value, error = None, None
@@ -76,8 +88,11 @@ def drive(gen: Gen, loop: SyncLoop, sleep: Sleep = time.sleep) -> Any:
                     value = cmd[1](cmd[2])
                     if _awaitable(value):
                         value = loop.wait(value)
+                elif lock is None or cmd[0] not in _HOOK_COMMANDS:
+                    value = _perform(cmd, loop, sleep, lock)
                 else:
-                    value = _perform(cmd, loop, sleep)
+                    with lock:
+                        value = _perform(cmd, loop, sleep, lock)
             except EventLoopError:
                 raise  # a misuse of run(), not a failure of the step
             except Exception as exc:
@@ -86,7 +101,12 @@ def drive(gen: Gen, loop: SyncLoop, sleep: Sleep = time.sleep) -> Any:
         gen.close()
 
 
-def _perform(cmd: tuple[Any, ...], loop: SyncLoop, sleep: Sleep) -> Any:
+_HOOK_COMMANDS = (EMIT, START_HOOKS, ERROR_HOOKS)
+
+
+def _perform(
+    cmd: tuple[Any, ...], loop: SyncLoop, sleep: Sleep, lock: threading.Lock | None
+) -> Any:
     op = cmd[0]
     if op in (EMIT, START_HOOKS):
         for handler in cmd[1]:
@@ -100,10 +120,30 @@ def _perform(cmd: tuple[Any, ...], loop: SyncLoop, sleep: Sleep) -> Any:
         if _awaitable(result := sleep(cmd[1])):
             loop.wait(result)
     elif op == PARALLEL:
-        return [_settle(partial(drive, gen, loop, sleep)) for gen in cmd[1]]
+        return _parallel_threads(cmd[1], loop, sleep, lock)
     elif op == CALL_TIMEOUT:
         return _call_in_thread(cmd[1], cmd[2], cmd[3], cmd[4], loop)
     return None
+
+
+def _parallel_threads(
+    gens: list[Gen], loop: SyncLoop, sleep: Sleep, lock: threading.Lock | None
+) -> list[tuple[bool, Any]]:
+    """Drive each parallel item in its own thread (one item runs inline)."""
+    if len(gens) == 1:
+        return [_settle(partial(drive, gens[0], loop, sleep, lock))]
+    shared = lock or threading.Lock()
+    with ThreadPoolExecutor(max_workers=len(gens), thread_name_prefix="stepkit") as pool:
+        futures = [pool.submit(_drive_in_thread, gen, sleep, shared) for gen in gens]
+        return [future.result() for future in futures]
+
+
+def _drive_in_thread(gen: Gen, sleep: Sleep, lock: threading.Lock) -> tuple[bool, Any]:
+    loop = SyncLoop()  # an event loop belongs to one thread
+    try:
+        return _settle(partial(drive, gen, loop, sleep, lock))
+    finally:
+        loop.close()
 
 
 def _settle(fn: Callable[[], Any]) -> tuple[bool, Any]:
