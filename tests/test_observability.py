@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from stepkit import InvalidArgumentError, Pipeline
+from stepkit import InvalidArgumentError, Pipeline, StepFailedError
 from stepkit.cli import main as cli
 
 
@@ -52,7 +52,7 @@ class TestLogging:
     def test_summary_to_a_given_logger_and_on_failure(self, runner, caplog):
         """log= may be a Logger; a failed run still gets its summary."""
         logger = logging.getLogger("myapp.runs")
-        with caplog.at_level(logging.INFO, logger="myapp.runs"), pytest.raises(Exception):
+        with caplog.at_level(logging.INFO, logger="myapp.runs"), pytest.raises(StepFailedError):
             runner.run(Pipeline("p", log=logger).step("bad", boom))
         assert any(
             r.name == "myapp.runs" and ": failed" in r.getMessage().splitlines()[0]
@@ -70,8 +70,11 @@ class TestHooks:
         """on_step_start fires before each step that runs, with its path and context."""
         seen = []
         inner = Pipeline("inner").step("x", lambda ctx: {"x": 1})
-        p = Pipeline("p").step("a", lambda ctx: {"a": 1}).step("skip", boom, when=False).step(
-            "n", inner
+        p = (
+            Pipeline("p")
+            .step("a", lambda ctx: {"a": 1})
+            .step("skip", boom, when=False)
+            .step("n", inner)
         )
         runner.run(p, on_step_start=lambda e: seen.append((e.step_name, dict(e.context))))
         assert seen == [("a", {}), ("n", {"a": 1}), ("n/x", {"a": 1})]

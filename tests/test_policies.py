@@ -11,6 +11,7 @@ import logging
 import threading
 
 import pytest
+from support import Recorder
 
 from stepkit import (
     Pipeline,
@@ -20,7 +21,6 @@ from stepkit import (
     decode_checkpoint,
     exponential_backoff,
 )
-from support import Recorder
 
 
 class FakeSleep:
@@ -221,8 +221,10 @@ class TestErrorModes:
 
     def test_continue(self, runner):
         """on_error='continue': the step contributes nothing and the next step runs."""
-        p = Pipeline("p").step("bad", self.boom, on_error="continue").step(
-            "next", lambda ctx: {"next": True}
+        p = (
+            Pipeline("p")
+            .step("bad", self.boom, on_error="continue")
+            .step("next", lambda ctx: {"next": True})
         )
         result = runner.run(p, {"a": 1})
         assert result == {"a": 1, "next": True}
@@ -257,16 +259,20 @@ class TestErrorModes:
 
     def test_continue_inside_nested(self, runner):
         """on_error='continue' in a nested step lets the nested pipeline go on."""
-        inner = Pipeline("inner").step("bad", self.boom, on_error="continue").step(
-            "next", lambda ctx: {"next": 1}
+        inner = (
+            Pipeline("inner")
+            .step("bad", self.boom, on_error="continue")
+            .step("next", lambda ctx: {"next": 1})
         )
         assert runner.run(Pipeline("p").step("nest", inner)) == {"next": 1}
 
     def test_container_error_mode_catches_inner_failure(self, runner):
         """A nested step's failure is the container's failure, under its own on_error."""
         inner = Pipeline("inner").step("ok", lambda ctx: {"ok": 1}).step("bad", self.boom)
-        p = Pipeline("p").step("nest", inner, on_error="continue").step(
-            "after", lambda ctx: {"after": 1}
+        p = (
+            Pipeline("p")
+            .step("nest", inner, on_error="continue")
+            .step("after", lambda ctx: {"after": 1})
         )
         result = runner.run(p)
         assert result == {"ok": 1, "after": 1}
@@ -367,8 +373,10 @@ class TestParallelModes:
         def worse(ctx):
             raise ValueError("y")
 
-        p = Pipeline("p").step("par", bad, worse, parallel_mode="settled").step(
-            "next", lambda ctx: {"next": 1}
+        p = (
+            Pipeline("p")
+            .step("par", bad, worse, parallel_mode="settled")
+            .step("next", lambda ctx: {"next": 1})
         )
         assert runner.run(p, {"a": 0}) == {"a": 0, "next": 1}
 
