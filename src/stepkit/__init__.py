@@ -8,6 +8,8 @@ True
 
 from __future__ import annotations
 
+import logging
+
 from ._builder import Pipeline
 from ._codec import decode_checkpoint
 from ._retry import exponential_backoff
@@ -38,6 +40,10 @@ from .errors import (
 from .events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
 
 __version__ = "0.1.0"
+
+# a library logs, it does not print: without this, warnings would reach stderr
+# through logging's last-resort handler when the application configured none
+logging.getLogger("stepkit").addHandler(logging.NullHandler())
 
 __all__ = [
     "Checkpoint",
