@@ -21,7 +21,7 @@ from ._envelope import (
     seal,
 )
 from ._values import TypeRegistry, dumps, encode_context, loads, to_json
-from .errors import InvalidArgumentError, InvalidCheckpointError
+from .errors import CheckpointEncodeError, InvalidCheckpointError
 from .events import Checkpoint
 
 FORMAT = 1
@@ -80,11 +80,7 @@ def decode_checkpoint(
     anything malformed and :class:`~stepkit.errors.CheckpointSignatureError`
     when a secret is given and the signature does not match.
     """
-    try:
-        keys = normalize_keys(secret)
-    except InvalidArgumentError:
-        raise
-    return decode_with_keys(checkpoint, keys, registry)
+    return decode_with_keys(checkpoint, normalize_keys(secret), registry)
 
 
 def decode_with_keys(
