@@ -12,6 +12,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._envelope import normalize_keys
+from ._migrate import check_migration_options
 from ._nodes import (
     FnItem,
     Item,
@@ -22,7 +24,7 @@ from ._nodes import (
     check_options,
     resolve_policy,
 )
-from .errors import PipelineDefinitionError
+from .errors import InvalidArgumentError, PipelineDefinitionError
 
 if TYPE_CHECKING:
     from .events import RunResult
@@ -103,6 +105,19 @@ class Pipeline:
         version = opts.get("version")
         if version is not None and not isinstance(version, str | int):
             raise PipelineDefinitionError(f"version= must be a str or int, got {version!r}")
+        threshold = opts.get("compress_threshold")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0
+        ):
+            raise PipelineDefinitionError(
+                f"compress_threshold= must be a size in bytes (int >= 0) or None, got {threshold!r}"
+            )
+        check_migration_options(opts, name)
+        if "secret" in opts:
+            try:  # normalised once: a tuple of keys, newest first
+                opts["secret"] = normalize_keys(opts["secret"])
+            except InvalidArgumentError as exc:
+                raise PipelineDefinitionError(f"Pipeline({name!r}): {exc}") from None
         self._init(name, (), opts)
 
     def _init(self, name: str, nodes: tuple[Node, ...], options: Mapping[str, Any]) -> None:

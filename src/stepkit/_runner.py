@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 from ._codec import Meta, decode_with_keys, encode_checkpoint
 from ._drivers import SyncLoop, adrive, drive
 from ._engine import STOPPED, Gen, Run, run_level
-from ._envelope import DEFAULT_COMPRESS_THRESHOLD, normalize_keys
+from ._envelope import DEFAULT_COMPRESS_THRESHOLD
+from ._migrate import migrate_context, rename_position, rename_step
 from ._position import check_position
 from ._summary import format_summary, summary_logger
 from .errors import (
     CheckpointExpiredError,
     CheckpointMismatchError,
     InvalidArgumentError,
-    PipelineDefinitionError,
 )
 from .events import RunResult
 
@@ -76,10 +76,8 @@ def _hooks(value: object, option: str) -> tuple[Callable[..., Any], ...]:
 
 
 def _keys(pipeline: Pipeline) -> tuple[bytes, ...]:
-    try:
-        return normalize_keys(pipeline.options.get("secret"))
-    except InvalidArgumentError as exc:
-        raise PipelineDefinitionError(f"Pipeline({pipeline.name!r}): {exc}") from None
+    keys: tuple[bytes, ...] = pipeline.options.get("secret") or ()
+    return keys
 
 
 def _check_options(options: Mapping[str, Any], allowed: frozenset[str], call: str) -> None:
@@ -181,19 +179,26 @@ def _resume(
             f"this checkpoint expired at {cp.expires_at.isoformat()}; start a new run",
             expires_at=cp.expires_at,
         )
+    opts = pipeline.options
+    position, step = cp.position, cp.step_name
+    renamed = opts.get("renamed")
+    if renamed:
+        position, step = rename_position(position, renamed), rename_step(step, renamed)
+    ctx = dict(cp.context)
+    upgraded = cp.version != pipeline.version
+    if upgraded:
+        ctx = migrate_context(ctx, cp.version, pipeline.version, opts.get("migrations", {}))
     changed = cp.fingerprint != pipeline.fingerprint
-    if changed and options.get("strict"):
+    if changed and options.get("strict") and not upgraded:
         raise CheckpointMismatchError(
             f"pipeline {pipeline.name!r} has changed since this checkpoint was made "
-            f"(fingerprint {cp.fingerprint} -> {pipeline.fingerprint}) and strict=True"
+            f"(fingerprint {cp.fingerprint} -> {pipeline.fingerprint}) and strict=True; "
+            "bump version= (with migrations= if the context changed) to accept it"
         )
-    check_position(pipeline, cp.position)
-    ctx = dict(cp.context)
+    check_position(pipeline, position)
     if override:
         ctx.update(override)
-    prepared = _prepare(
-        pipeline, ctx, options, run_id=cp.run_id, resume=cp.position, last_step=cp.step_name
-    )
+    prepared = _prepare(pipeline, ctx, options, run_id=cp.run_id, resume=position, last_step=step)
     prepared.definition_changed = changed
     return prepared
 

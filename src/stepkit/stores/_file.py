@@ -1,0 +1,359 @@
+"""``FileStore``: one folder per run, atomic replace-on-write, ``flock`` for claims.
+
+Layout: ``<root>/<name>/run.json``, ``lock`` and ``versions/<000000000001>.json``
+(plus ``<n>.snapshot.json`` for snapshots, so :meth:`history` never reads them).
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from stepkit.errors import RunConflictError, RunNotFoundError, StoreError
+from stepkit.stores._base import BaseStore, Change
+from stepkit.stores._records import (
+    RunRecord,
+    VersionRecord,
+    run_from_json,
+    run_to_json,
+    version_problem,
+)
+from stepkit.stores._rules import PurgeRule
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["FileStore"]
+
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-.")
+_VERSION_FILE = re.compile(r"^(\d{12})\.json$")
+_STALE_TEMP_SECONDS = 3600.0
+
+
+def _load(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise StoreError(f"corrupt file {where}: not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"corrupt file {where}: expected a JSON object")
+    return value
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+class FileStore(BaseStore):
+    """A store in a folder of plain files, safe for several processes on one machine.
+
+    Every write goes to a unique temporary file in the same folder, is
+    fsynced, then ``os.replace``-d into place (and the folder fsynced), so a
+    crash leaves either the old or the new file. Claims, appends and finishes
+    hold an exclusive ``fcntl.flock`` on the run's ``lock`` file. POSIX only,
+    on a local file system (not NFS). ``fsync=False`` skips the fsyncs: still
+    safe against process crashes, not against power loss.
+
+    Folder names escape the run id: ``[a-z0-9_-]`` and non-leading ``.`` are
+    kept, every other byte of its UTF-8 becomes ``%XX`` (upper case too, for
+    case-insensitive file systems), so ``/`` and ``..`` can never name a path
+    (NUL is refused by every store); long ids end in a SHA-256 digest instead. :meth:`list` and
+    :meth:`purge` scan every run folder: O(runs)::
+
+        store = FileStore(".stepkit/runs")
+    """
+
+    _backend_errors = (OSError, ValueError)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock=clock)
+        if sys.platform == "win32":  # pragma: no cover
+            raise StoreError("FileStore needs POSIX file locks; use SQLiteStore on Windows")
+        self._root = os.path.abspath(os.fspath(path))
+        self._fsync = bool(fsync)
+        try:
+            os.makedirs(self._root, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create FileStore folder {self._root!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"FileStore({self._root!r})"
+
+    # -- paths, files and locks ------------------------------------------------------------
+
+    @staticmethod
+    def _name(run_id: str) -> str:
+        raw = run_id.encode("utf-8")
+        name = "".join(
+            chr(b) if b in _SAFE and (b != 0x2E or i > 0) else f"%{b:02X}"
+            for i, b in enumerate(raw)
+        )
+        if len(name) > 120:  # '~' is always escaped above, so this cannot collide
+            name = f"{name[:80]}~{hashlib.sha256(raw).hexdigest()}"
+        return name
+
+    def _dir(self, run_id: str) -> str:
+        return os.path.join(self._root, self._name(run_id))
+
+    def _sync_dir(self, path: str) -> None:
+        if self._fsync:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _write(self, directory: str, name: str, data: bytes) -> None:
+        """Atomically replace ``directory/name``; the caller fsyncs the folder."""
+        temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with open(fd, "wb") as f:
+                f.write(data)
+                if self._fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(temp, os.path.join(directory, name))
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    @contextmanager
+    def _locked(self, run_id: str) -> Iterator[str]:
+        """Hold the run's lock; yield its folder. RunNotFoundError if it is gone."""
+        run_dir = self._dir(run_id)
+        lock_path = os.path.join(run_dir, "lock")
+        while True:
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            except (FileNotFoundError, NotADirectoryError):
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(lock_path).st_ino
+                except FileNotFoundError:
+                    raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id) from None
+                if current == os.fstat(fd).st_ino:
+                    yield run_dir
+                    return
+                # The run was deleted and created again while we waited: lock the new one.
+            finally:
+                os.close(fd)
+
+    def _read_run(self, run_dir: str, run_id: str | None) -> RunRecord | None:
+        path = os.path.join(run_dir, "run.json")
+        data = _read(path)
+        if data is None:
+            return None
+        record = run_from_json(_load(data, path), path)
+        if self._dir(record.run_id) != run_dir or (run_id is not None and record.run_id != run_id):
+            raise StoreError(f"corrupt file {path}: it holds run {record.run_id!r}")
+        return record
+
+    def _write_run(self, run_dir: str, record: RunRecord) -> None:
+        self._write(run_dir, "run.json", json.dumps(run_to_json(record)).encode())
+
+    def _write_version(self, versions_dir: str, version: VersionRecord) -> None:
+        stem = f"{version.version:012d}"
+        if version.snapshot is not None:  # first: the version file is what makes it count
+            self._write(versions_dir, f"{stem}.snapshot.json", version.snapshot.encode())
+        data = {
+            "run_id": version.run_id,
+            "version": version.version,
+            "parent": version.parent,
+            "step_name": version.step_name,
+            "changes": version.changes,
+            "removed": list(version.removed),
+            "position": version.position,
+            "snapshot": version.snapshot is not None,
+            "created_at": version.created_at,
+        }
+        self._write(versions_dir, f"{stem}.json", json.dumps(data).encode())
+
+    def _read_version(self, run_dir: str, number: int, *, snapshot: bool) -> VersionRecord | None:
+        path = os.path.join(run_dir, "versions", f"{number:012d}.json")
+        raw = _read(path)
+        if raw is None:
+            return None
+        data = _load(raw, path)
+        try:
+            removed = data["removed"]
+            text: str | None = None
+            if snapshot and data["snapshot"] is True:
+                blob = _read(path[: -len(".json")] + ".snapshot.json")
+                if blob is None:
+                    raise StoreError(f"corrupt run folder: the snapshot of {path} is missing")
+                text = blob.decode("utf-8")
+            version = VersionRecord(
+                run_id=data["run_id"],
+                version=data["version"],
+                parent=data["parent"],
+                step_name=data["step_name"],
+                changes=data["changes"],
+                removed=tuple(removed) if isinstance(removed, builtins.list) else removed,
+                position=data["position"],
+                snapshot=text,
+                created_at=data["created_at"],
+            )
+        except (KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"corrupt file {path}: {exc!r}") from exc
+        problem = version_problem(version)
+        if problem is not None or version.version != number:
+            raise StoreError(f"corrupt file {path}: {problem or 'wrong version number'}")
+        return version
+
+    # -- primitives ------------------------------------------------------------------------
+
+    def _insert(self, record: RunRecord, first: VersionRecord | None) -> None:
+        target = self._dir(record.run_id)
+        if os.path.lexists(target):
+            raise RunConflictError(f"run {record.run_id!r} already exists", run_id=record.run_id)
+        # Build the whole folder aside, then rename it into place: a run appears complete.
+        temp = os.path.join(self._root, f".tmp-{uuid.uuid4().hex}")
+        versions_dir = os.path.join(temp, "versions")
+        try:
+            os.mkdir(temp)
+            os.mkdir(versions_dir)
+            os.close(os.open(os.path.join(temp, "lock"), os.O_WRONLY | os.O_CREAT, 0o666))
+            if first is not None:
+                self._write_version(versions_dir, first)
+            self._write_run(temp, record)
+            self._sync_dir(versions_dir)
+            self._sync_dir(temp)
+            try:
+                os.rename(temp, target)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise RunConflictError(
+                        f"run {record.run_id!r} already exists", run_id=record.run_id
+                    ) from None
+                raise
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        self._sync_dir(self._root)
+
+    def _update(
+        self, run_id: str, change: Change, version: VersionRecord | None = None
+    ) -> RunRecord:
+        with self._locked(run_id) as run_dir:
+            record = self._read_run(run_dir, run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+            updated = change(record, self._clock())
+            if version is not None:
+                versions_dir = os.path.join(run_dir, "versions")
+                self._write_version(versions_dir, version)
+                self._sync_dir(versions_dir)
+            self._write_run(run_dir, updated)  # the commit point
+            self._sync_dir(run_dir)
+            return updated
+
+    def _get(self, run_id: str) -> RunRecord | None:
+        return self._read_run(self._dir(run_id), run_id)
+
+    def _scan(self) -> Iterator[RunRecord]:
+        with os.scandir(self._root) as entries:
+            names = [e.name for e in entries if not e.name.startswith(".")]
+        for name in names:
+            record = self._read_run(os.path.join(self._root, name), None)
+            if record is not None:  # None: deleted while we scanned
+                yield record
+
+    def _list(
+        self, pipeline: str | None, status: str | None, limit: int | None
+    ) -> builtins.list[RunRecord]:
+        found = [
+            r
+            for r in self._scan()
+            if (pipeline is None or r.pipeline == pipeline)
+            and (status is None or r.status == status)
+        ]
+        found.sort(key=lambda r: (r.updated_at, r.run_id), reverse=True)
+        return found if limit is None else found[:limit]
+
+    def _remove_locked(self, run_id: str, rule: PurgeRule | None) -> bool:
+        """Delete a run under its lock (if it still matches ``rule``); True if deleted."""
+        trash = os.path.join(self._root, f".trash-{uuid.uuid4().hex}")
+        try:
+            with self._locked(run_id) as run_dir:
+                if rule is not None:
+                    current = self._read_run(run_dir, run_id)
+                    if current is None or not rule.matches(current, self._clock()):
+                        return False
+                os.rename(run_dir, trash)
+        except RunNotFoundError:
+            return False
+        self._sync_dir(self._root)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def _delete(self, run_id: str) -> bool:
+        return self._remove_locked(run_id, None)
+
+    def _purge(self, rule: PurgeRule) -> int:
+        self._sweep_leftovers()
+        now = self._clock()
+        doomed = [r.run_id for r in self._scan() if rule.matches(r, now)]
+        return sum(self._remove_locked(run_id, rule) for run_id in doomed)
+
+    def _sweep_leftovers(self) -> None:
+        """Remove what crashed writers left: trash folders, and old half-built runs."""
+        with os.scandir(self._root) as entries:
+            for entry in entries:
+                with suppress(FileNotFoundError):  # a create may rename its .tmp- away
+                    stale = entry.name.startswith(".trash-") or (
+                        entry.name.startswith(".tmp-")
+                        and entry.stat().st_mtime < time.time() - _STALE_TEMP_SECONDS
+                    )
+                    if stale:
+                        shutil.rmtree(entry.path, ignore_errors=True)
+
+    def _version(self, run_id: str, version: int) -> VersionRecord | None:
+        return self._read_version(self._dir(run_id), version, snapshot=True)
+
+    def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
+        run_dir = self._dir(run_id)
+        record = self._read_run(run_dir, run_id)
+        if record is None:
+            return None
+        try:
+            names = os.listdir(os.path.join(run_dir, "versions"))
+        except FileNotFoundError:
+            return None
+        # Versions above record.version are leftovers of an append that crashed before
+        # its commit point; they are invisible (and overwritten by the next append).
+        numbers = sorted(
+            n
+            for n in (int(m.group(1)) for m in map(_VERSION_FILE.match, names) if m)
+            if n <= record.version
+        )
+        found = []
+        for n in numbers:
+            version = self._read_version(run_dir, n, snapshot=False)
+            if version is not None:
+                found.append(version)
+        return found

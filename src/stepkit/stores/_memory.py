@@ -1,0 +1,101 @@
+"""``MemoryStore``: the reference store, dicts behind one lock, for tests and one process."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import time
+from collections.abc import Callable
+from threading import Lock
+from typing import ParamSpec, TypeVar
+
+from stepkit.errors import RunConflictError, RunNotFoundError
+from stepkit.stores._base import BaseStore, Change
+from stepkit.stores._records import RunRecord, VersionRecord
+from stepkit.stores._rules import PurgeRule
+
+__all__ = ["MemoryStore"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class MemoryStore(BaseStore):
+    """A store that keeps runs in this process's memory; lost when the process exits.
+
+    Thread-safe. Its async twins run inline (there is no I/O to wait for)::
+
+        store = MemoryStore()
+        result = pipeline.run({"a": 1}, store=store)
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock=clock)
+        self._lock = Lock()
+        self._runs: dict[str, RunRecord] = {}
+        self._versions: dict[str, dict[int, VersionRecord]] = {}
+
+    async def _acall(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return fn(*args, **kwargs)  # dict operations under a short lock: no thread needed
+
+    def _insert(self, record: RunRecord, first: VersionRecord | None) -> None:
+        with self._lock:
+            if record.run_id in self._runs:
+                raise RunConflictError(
+                    f"run {record.run_id!r} already exists", run_id=record.run_id
+                )
+            self._runs[record.run_id] = record
+            self._versions[record.run_id] = {} if first is None else {first.version: first}
+
+    def _update(
+        self, run_id: str, change: Change, version: VersionRecord | None = None
+    ) -> RunRecord:
+        with self._lock:
+            record = self._runs.get(run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+            updated = change(record, self._clock())
+            if version is not None:
+                self._versions[run_id][version.version] = version
+            self._runs[run_id] = updated
+            return updated
+
+    def _get(self, run_id: str) -> RunRecord | None:
+        return self._runs.get(run_id)
+
+    def _list(
+        self, pipeline: str | None, status: str | None, limit: int | None
+    ) -> builtins.list[RunRecord]:
+        with self._lock:
+            found = [
+                r
+                for r in self._runs.values()
+                if (pipeline is None or r.pipeline == pipeline)
+                and (status is None or r.status == status)
+            ]
+        found.sort(key=lambda r: (r.updated_at, r.run_id), reverse=True)
+        return found if limit is None else found[:limit]
+
+    def _delete(self, run_id: str) -> bool:
+        with self._lock:
+            self._versions.pop(run_id, None)
+            return self._runs.pop(run_id, None) is not None
+
+    def _purge(self, rule: PurgeRule) -> int:
+        with self._lock:
+            now = self._clock()
+            doomed = [r.run_id for r in self._runs.values() if rule.matches(r, now)]
+            for run_id in doomed:
+                del self._runs[run_id]
+                self._versions.pop(run_id, None)
+        return len(doomed)
+
+    def _version(self, run_id: str, version: int) -> VersionRecord | None:
+        return self._versions.get(run_id, {}).get(version)
+
+    def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
+        with self._lock:
+            if run_id not in self._runs:
+                return None
+            found = sorted(self._versions[run_id].values(), key=lambda v: v.version)
+        return [dataclasses.replace(v, snapshot=None) for v in found]

@@ -1,0 +1,256 @@
+"""The value objects every store persists, and :func:`rebuild` of a context from versions.
+
+Stores treat the JSON text fields (``meta``, ``changes``, ``position``, ``snapshot``)
+as opaque: only :func:`rebuild` parses them, with plain :func:`json.loads`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from stepkit.errors import InvalidArgumentError, StoreError
+
+__all__ = [
+    "RUN_STATUSES",
+    "RunRecord",
+    "RunStatus",
+    "VersionRecord",
+    "check_id",
+    "check_seconds",
+    "check_status",
+    "check_version_number",
+    "rebuild",
+    "run_from_json",
+    "run_problem",
+    "run_to_json",
+    "version_problem",
+]
+
+RunStatus = Literal["running", "paused", "completed", "failed"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "paused", "completed", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The current state of one durable run (one row per run).
+
+    ``version`` is the latest persisted version (0 before any), ``owner`` and
+    ``lease_until`` describe the claim while the run is ``running``, and
+    ``meta`` is opaque JSON text written by the engine.
+    """
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    version: int
+    step_name: str | None
+    error: str | None
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    owner: str | None
+    lease_until: float | None
+    meta: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One persisted step of a run: a diff against ``parent``, maybe a full snapshot.
+
+    ``changes`` is JSON text of ``{key: encoded value}``, ``removed`` the removed
+    top-level keys, ``snapshot`` the JSON text of the whole encoded context at
+    this version (or ``None``), ``position`` the opaque resume position.
+    """
+
+    run_id: str
+    version: int
+    parent: int | None
+    step_name: str | None
+    changes: str
+    removed: tuple[str, ...]
+    position: str
+    snapshot: str | None
+    created_at: float
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _optional(check: Callable[[object], bool], value: object) -> bool:
+    return value is None or check(value)
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def check_id(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"{name} must be a non-empty str, got {value!r}")
+    if "\x00" in value:
+        raise InvalidArgumentError(f"{name} must not contain NUL characters: {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{name} must be valid Unicode text: {value!r}") from None
+    return value
+
+
+def check_seconds(value: object, name: str, *, allow_zero: bool) -> None:
+    if value is None:
+        return
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        kind = "non-negative" if allow_zero else "positive"
+        raise InvalidArgumentError(f"{name} must be a {kind} number of seconds, got {value!r}")
+
+
+def check_status(value: object, allowed: tuple[str, ...] = RUN_STATUSES) -> None:
+    if value is not None and value not in allowed:
+        raise InvalidArgumentError(f"status must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def check_version_number(value: object, name: str, minimum: int) -> None:
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or value < minimum
+    ):
+        raise InvalidArgumentError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def run_problem(record: object) -> str | None:
+    """Return what is wrong with a run record (field types, ranges), or ``None``."""
+    if not isinstance(record, RunRecord):
+        return f"expected a RunRecord, got {type(record).__name__}"
+    r = record
+    checks = (
+        ("run_id", isinstance(r.run_id, str) and r.run_id != ""),
+        ("pipeline", isinstance(r.pipeline, str)),
+        ("status", r.status in RUN_STATUSES),
+        ("version", _is_int(r.version) and r.version >= 0),
+        ("step_name", _optional(_is_str, r.step_name)),
+        ("error", _optional(_is_str, r.error)),
+        ("created_at", _is_time(r.created_at)),
+        ("updated_at", _is_time(r.updated_at)),
+        ("expires_at", _optional(_is_time, r.expires_at)),
+        ("owner", r.owner is None or (isinstance(r.owner, str) and r.owner != "")),
+        ("lease_until", _optional(_is_time, r.lease_until)),
+        ("meta", isinstance(r.meta, str)),
+    )
+    for name, ok in checks:
+        if not ok:
+            return f"bad RunRecord.{name}: {getattr(r, name)!r}"
+    return None
+
+
+def version_problem(version: object) -> str | None:
+    """Return what is wrong with a version record, or ``None``."""
+    if not isinstance(version, VersionRecord):
+        return f"expected a VersionRecord, got {type(version).__name__}"
+    v = version
+    checks = (
+        ("run_id", isinstance(v.run_id, str) and v.run_id != ""),
+        ("version", _is_int(v.version) and v.version >= 1),
+        (
+            "parent",
+            v.parent is None or (_is_int(v.parent) and 1 <= v.parent < v.version),
+        ),
+        ("step_name", _optional(_is_str, v.step_name)),
+        ("changes", isinstance(v.changes, str)),
+        (
+            "removed",
+            isinstance(v.removed, tuple) and all(isinstance(k, str) for k in v.removed),
+        ),
+        ("position", isinstance(v.position, str)),
+        ("snapshot", _optional(_is_str, v.snapshot)),
+        ("created_at", _is_time(v.created_at)),
+    )
+    for name, ok in checks:
+        if not ok:
+            return f"bad VersionRecord.{name}: {getattr(v, name)!r}"
+    return None
+
+
+def _load_object(text: str, what: str) -> dict[str, Any]:
+    # Store contents are untrusted: malformed text is a StoreError, never a raw
+    # JSONDecodeError or RecursionError.
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise StoreError(f"corrupt {what}: not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"corrupt {what}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def rebuild(versions: Sequence[VersionRecord]) -> tuple[dict[str, Any], VersionRecord]:
+    """Rebuild the encoded top-level context at the last of ``versions``.
+
+    ``versions`` is what :meth:`Store.versions` returns: a chain that starts at
+    a snapshot (or at a root version, whose parent is ``None``) and follows
+    ``parent`` links. Values stay tag-encoded JSON; the caller decodes them::
+
+        context, last = rebuild(store.versions("run-1"))
+    """
+    if not versions:
+        raise InvalidArgumentError("rebuild() needs at least one version")
+    context: dict[str, Any] = {}
+    previous: VersionRecord | None = None
+    for record in versions:
+        if not isinstance(record, VersionRecord):
+            raise InvalidArgumentError(
+                f"rebuild() takes VersionRecord objects, got {type(record).__name__}"
+            )
+        label = f"version {record.version} of run {record.run_id!r}"
+        if previous is None:
+            if record.snapshot is None and record.parent is not None:
+                raise InvalidArgumentError(
+                    f"rebuild() must start at a snapshot or a root version; {label} is neither"
+                )
+        elif record.parent != previous.version or record.run_id != previous.run_id:
+            raise InvalidArgumentError(
+                f"rebuild() needs a parent chain: {label} does not derive from "
+                f"version {previous.version}"
+            )
+        if record.snapshot is not None:
+            context = _load_object(record.snapshot, f"snapshot of {label}")
+        else:
+            context.update(_load_object(record.changes, f"changes of {label}"))
+            for key in record.removed:
+                context.pop(key, None)
+        previous = record
+    assert previous is not None
+    return context, previous
+
+
+_RUN_FIELDS = tuple(field.name for field in fields(RunRecord))
+
+
+def run_to_json(record: RunRecord) -> dict[str, Any]:
+    """The JSON-ready form of a run record (used by file-like backends)."""
+    return {name: getattr(record, name) for name in _RUN_FIELDS}
+
+
+def run_from_json(data: Mapping[str, Any], where: str) -> RunRecord:
+    """Parse :func:`run_to_json` output read from storage; bad data is a StoreError."""
+    try:
+        record = RunRecord(**{name: data[name] for name in _RUN_FIELDS})
+    except (KeyError, TypeError) as exc:
+        raise StoreError(f"corrupt run record in {where}: missing field {exc}") from exc
+    problem = run_problem(record)
+    if problem is not None:
+        raise StoreError(f"corrupt run record in {where}: {problem}")
+    return record

@@ -1,0 +1,399 @@
+"""``SQLiteStore``: the embedded default, stdlib ``sqlite3`` in WAL mode, safe across processes.
+
+Writes run in ``BEGIN IMMEDIATE`` transactions (retried while the database is
+busy); reads by primary key; the version chain is one recursive query.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Literal, TypeVar
+
+from stepkit.errors import (
+    InvalidArgumentError,
+    RunConflictError,
+    RunNotFoundError,
+    StoreError,
+)
+from stepkit.stores._base import BaseStore, Change
+from stepkit.stores._records import (
+    RunRecord,
+    VersionRecord,
+    check_seconds,
+    run_problem,
+    run_to_json,
+    version_problem,
+)
+from stepkit.stores._rules import PurgeRule
+
+__all__ = ["SQLiteStore"]
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stepkit_runs (
+    run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
+    version INTEGER NOT NULL, step_name TEXT, error TEXT, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, expires_at REAL, owner TEXT, lease_until REAL, meta TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stepkit_runs_pipeline ON stepkit_runs (pipeline, updated_at);
+CREATE INDEX IF NOT EXISTS stepkit_runs_status ON stepkit_runs (status, updated_at);
+CREATE INDEX IF NOT EXISTS stepkit_runs_updated ON stepkit_runs (updated_at);
+CREATE INDEX IF NOT EXISTS stepkit_runs_expires ON stepkit_runs (expires_at)
+    WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS stepkit_versions (
+    run_id TEXT NOT NULL, version INTEGER NOT NULL, parent INTEGER, step_name TEXT,
+    changes TEXT NOT NULL, removed TEXT NOT NULL, position TEXT NOT NULL, snapshot TEXT,
+    created_at REAL NOT NULL, PRIMARY KEY (run_id, version)
+);
+"""
+_RUN_COLUMNS = (
+    "run_id, pipeline, status, version, step_name, error, created_at, updated_at, "
+    "expires_at, owner, lease_until, meta"
+)
+_VERSION_COLUMNS = "run_id, version, parent, step_name, changes, removed, position"
+_VERSION_FIELDS = (*_VERSION_COLUMNS.split(", "), "snapshot", "created_at")
+# Walk parent links from the wanted version down to the nearest snapshot (or root).
+# UNION, not UNION ALL: a corrupt cyclic parent link ends the walk instead of looping.
+_CHAIN = f"""
+WITH RECURSIVE chain(v) AS (
+    SELECT ?2
+    UNION
+    SELECT x.parent FROM stepkit_versions AS x JOIN chain ON x.run_id = ?1 AND x.version = chain.v
+    WHERE x.snapshot IS NULL AND x.parent IS NOT NULL
+)
+SELECT {_VERSION_COLUMNS}, snapshot, created_at FROM stepkit_versions
+WHERE run_id = ?1 AND version IN (SELECT v FROM chain) ORDER BY version
+"""
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    message = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message)
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    record = RunRecord(*row)
+    problem = run_problem(record)
+    if problem is not None:
+        raise StoreError(f"corrupt row in stepkit_runs: {problem}")
+    return record
+
+
+def _version(row: tuple[Any, ...]) -> VersionRecord:
+    run_id, version, parent, step_name, changes, removed, position, snapshot, created = row
+    try:
+        names = json.loads(removed)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise StoreError(f"corrupt row in stepkit_versions: removed={removed!r}") from exc
+    if not isinstance(names, builtins.list):
+        raise StoreError(f"corrupt row in stepkit_versions: removed={removed!r}")
+    record = VersionRecord(
+        run_id, version, parent, step_name, changes, tuple(names), position, snapshot, created
+    )
+    problem = version_problem(record)
+    if problem is not None:
+        raise StoreError(f"corrupt row in stepkit_versions: {problem}")
+    return record
+
+
+class _Handle:
+    """One thread's connection; closed when that thread ends and drops it."""
+
+    __slots__ = ("__weakref__", "db")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __del__(self) -> None:
+        with suppress(Exception):
+            self.db.close()
+
+
+class SQLiteStore(BaseStore):
+    """A store in one SQLite file (WAL mode), safe for many threads and processes.
+
+    ``synchronous`` chooses durability. ``"FULL"`` (the default, as in SQLite
+    itself) fsyncs the write-ahead log on every commit: a claimed run or a
+    persisted step survives a power loss or OS crash. ``"NORMAL"`` fsyncs only
+    at checkpoints: commits still survive a crash of the process, but the
+    last ones may be lost on power loss (the file stays consistent), so a
+    resumed run could repeat its last steps. Durable runs promise that a step
+    is not executed twice, hence FULL by default; choose NORMAL for speed.
+
+    ``busy_timeout`` (seconds) is how long a write waits for another writer
+    before :class:`StoreError`. Each thread uses its own connection;
+    ``":memory:"`` gives a private in-memory database shared by the threads.
+    Tables are prefixed ``stepkit_``, so the file can hold other tables too::
+
+        store = SQLiteStore("runs.db")
+    """
+
+    _backend_errors = (sqlite3.Error, OSError, UnicodeError)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "FULL",
+        busy_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock=clock)
+        if synchronous not in ("NORMAL", "FULL"):
+            raise InvalidArgumentError(
+                f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}"
+            )
+        check_seconds(busy_timeout, "busy_timeout", allow_zero=True)
+        self._path = os.fspath(path)
+        self._synchronous = synchronous
+        self._timeout = float(busy_timeout)
+        self._local = threading.local()
+        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._handles_lock = threading.Lock()
+        self._pid = os.getpid()
+        self._forked: builtins.list[object] = []
+        # ":memory:" is per connection, so all threads share one, one at a time.
+        self._shared_lock = threading.Lock() if self._path == ":memory:" else None
+        self._shared: _Handle | None = None
+        with self._guard("open"):
+            if self._shared_lock is not None:
+                self._shared = self._open()
+            self._transaction(self._create_schema)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self._path!r}, synchronous={self._synchronous!r})"
+
+    # -- connections and transactions ------------------------------------------------------
+
+    def _open(self) -> _Handle:
+        db = sqlite3.connect(
+            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            mode = self._retry(lambda: db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            if mode not in ("wal", "memory"):
+                raise StoreError(f"SQLiteStore could not enable WAL mode (got {mode!r})")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+        except BaseException:
+            db.close()
+            raise
+        handle = _Handle(db)
+        with self._handles_lock:
+            self._handles.add(handle)
+        return handle
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        if self._shared_lock is not None:
+            with self._shared_lock:
+                assert self._shared is not None
+                yield self._shared.db
+            return
+        if self._pid != os.getpid():
+            # Forked: a child must never use (nor close) its parent's connections.
+            self._forked.append((self._local, self._handles))
+            self._local, self._handles = threading.local(), weakref.WeakSet()
+            self._pid = os.getpid()
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is None:
+            handle = self._local.handle = self._open()
+        yield handle.db
+
+    def _retry(self, attempt: Callable[[], _T]) -> _T:
+        """Call ``attempt`` again while SQLite reports busy, until ``busy_timeout``."""
+        deadline = time.monotonic() + self._timeout
+        delay = 0.001
+        while True:
+            try:
+                return attempt()
+            except sqlite3.Error as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.1)
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
+        """Run ``body`` in one transaction (IMMEDIATE when writing), retrying when busy."""
+
+        def attempt() -> _T:
+            with self._connection() as db:
+                try:
+                    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    result = body(db)
+                    db.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+
+        return self._retry(attempt)
+
+    @staticmethod
+    def _create_schema(db: sqlite3.Connection) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+    def _close(self) -> None:
+        with self._handles_lock:
+            handles = builtins.list(self._handles)
+        for handle in handles:
+            handle.db.close()
+
+    # -- primitives ------------------------------------------------------------------------
+
+    @staticmethod
+    def _row(db: sqlite3.Connection, run_id: str) -> RunRecord | None:
+        row = db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM stepkit_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else _run(row)
+
+    @staticmethod
+    def _insert_version(db: sqlite3.Connection, v: VersionRecord) -> None:
+        params = {name: getattr(v, name) for name in _VERSION_FIELDS}
+        db.execute(
+            f"INSERT INTO stepkit_versions ({', '.join(_VERSION_FIELDS)}) "
+            f"VALUES ({', '.join(':' + name for name in _VERSION_FIELDS)})",
+            {**params, "removed": json.dumps(v.removed)},
+        )
+
+    def _insert(self, record: RunRecord, first: VersionRecord | None) -> None:
+        def body(db: sqlite3.Connection) -> None:
+            inserted = db.execute(
+                f"INSERT OR IGNORE INTO stepkit_runs ({_RUN_COLUMNS}) VALUES "
+                f"({', '.join(':' + name for name in _RUN_COLUMNS.split(', '))})",
+                run_to_json(record),
+            ).rowcount
+            if inserted != 1:
+                raise RunConflictError(
+                    f"run {record.run_id!r} already exists", run_id=record.run_id
+                )
+            if first is not None:
+                self._insert_version(db, first)
+
+        self._transaction(body)
+
+    def _update(
+        self, run_id: str, change: Change, version: VersionRecord | None = None
+    ) -> RunRecord:
+        def body(db: sqlite3.Connection) -> RunRecord:
+            record = self._row(db, run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+            new = change(record, self._clock())
+            if version is not None:
+                self._insert_version(db, version)
+            # The write lock is held, so the compare-and-set below always matches; it
+            # spells out the condition a store without one (PostgreSQL) would rely on.
+            updated = db.execute(
+                "UPDATE stepkit_runs SET status = :status, version = :version, "
+                "step_name = :step_name, error = :error, updated_at = :updated_at, "
+                "owner = :owner, lease_until = :lease_until "
+                "WHERE run_id = :run_id AND version = :was_version AND owner IS :was_owner",
+                {**run_to_json(new), "was_version": record.version, "was_owner": record.owner},
+            ).rowcount
+            if updated != 1:
+                raise RunConflictError(f"run {run_id!r} changed concurrently", run_id=run_id)
+            return new
+
+        return self._transaction(body)
+
+    def _get(self, run_id: str) -> RunRecord | None:
+        def body(db: sqlite3.Connection) -> RunRecord | None:
+            return self._row(db, run_id)
+
+        return self._read(body)
+
+    def _read(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``body`` outside an explicit transaction (one statement), retrying when busy."""
+
+        def attempt() -> _T:
+            with self._connection() as db:
+                return body(db)
+
+        return self._retry(attempt)
+
+    def _list(
+        self, pipeline: str | None, status: str | None, limit: int | None
+    ) -> builtins.list[RunRecord]:
+        where: builtins.list[str] = []
+        params: builtins.list[object] = []
+        if pipeline is not None:
+            where.append("pipeline = ?")
+            params.append(pipeline)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = f"SELECT {_RUN_COLUMNS} FROM stepkit_runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_at DESC, run_id DESC LIMIT ?"
+        params.append(-1 if limit is None else limit)  # LIMIT -1: no limit
+
+        def body(db: sqlite3.Connection) -> builtins.list[RunRecord]:
+            return [_run(row) for row in db.execute(sql, params)]
+
+        return self._read(body)
+
+    def _delete(self, run_id: str) -> bool:
+        def body(db: sqlite3.Connection) -> bool:
+            db.execute("DELETE FROM stepkit_versions WHERE run_id = ?", (run_id,))
+            return db.execute("DELETE FROM stepkit_runs WHERE run_id = ?", (run_id,)).rowcount == 1
+
+        return self._transaction(body)
+
+    def _purge(self, rule: PurgeRule) -> int:
+        def body(db: sqlite3.Connection) -> int:
+            now = self._clock()
+            # Candidates through the indexes; the rule itself decides (one source of truth).
+            expired_before = now if rule.expired else float("-inf")
+            stale_before = float("-inf") if rule.older_than is None else now - rule.older_than
+            rows = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ? "
+                f"UNION SELECT {_RUN_COLUMNS} FROM stepkit_runs WHERE updated_at < ?",
+                (expired_before, stale_before),
+            ).fetchall()
+            doomed = [(r.run_id,) for r in map(_run, rows) if rule.matches(r, now)]
+            db.executemany("DELETE FROM stepkit_versions WHERE run_id = ?", doomed)
+            db.executemany("DELETE FROM stepkit_runs WHERE run_id = ?", doomed)
+            return len(doomed)
+
+        return self._transaction(body)
+
+    def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
+        def body(db: sqlite3.Connection) -> tuple[int, builtins.list[VersionRecord]]:
+            record = self._row(db, run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+            target = record.version if upto is None else upto
+            if not 1 <= target <= record.version:
+                raise RunNotFoundError(f"run {run_id!r} has no version {target}", run_id=run_id)
+            return target, [_version(row) for row in db.execute(_CHAIN, (run_id, target))]
+
+        target, chain = self._transaction(body, write=False)
+        return self._checked_chain(run_id, target, chain)
+
+    def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
+        def body(db: sqlite3.Connection) -> builtins.list[VersionRecord] | None:
+            if self._row(db, run_id) is None:
+                return None
+            rows = db.execute(
+                f"SELECT {_VERSION_COLUMNS}, NULL, created_at FROM stepkit_versions "
+                "WHERE run_id = ? ORDER BY version",
+                (run_id,),
+            )
+            return [_version(row) for row in rows]
+
+        return self._transaction(body, write=False)

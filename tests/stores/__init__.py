@@ -1,0 +1,1 @@
+"""Tests of stepkit.stores: the contract suite, concurrency and backend specifics."""
