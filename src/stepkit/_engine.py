@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._merge import merge_into
 from ._nodes import FnItem, Node, PipeItem, Policy
-from ._position import Frame, ItemState, diff, position_of
+from ._position import Frame, ItemState, item_output, position_of
 from .errors import PipelineAbortedError, StepFailedError
 from .events import RecordTuple, StepEvent, StepStartEvent
 
@@ -181,6 +181,8 @@ def run_node(
                     frame.ctx.update(out)
                 else:
                     _merge(frame.ctx, out, policy, path)
+                if frame.written is not None:
+                    frame.written.update(out)
             return (yield from complete(run, frame, node.name, path, out, duration, attempts))
         if node.kind == "transform":
             return (yield from _transform(run, frame, node, policy, path))
@@ -331,13 +333,15 @@ def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) ->
     new = dict(out)
     frame.ctx.clear()
     frame.ctx.update(new)
+    if frame.written is not None:
+        frame.written.update(new)
     return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts))
 
 
 def _nested(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
     item = node.items[0]
     assert isinstance(item, PipeItem)
-    inner = Frame(frame.ctx, frame.view)
+    inner = Frame(frame.ctx, frame.view, frame.written)
     frame.child = ("nest", node.name, inner)
     t0 = _clock()
     inner_resume = None if resume is None else resume.get("in")
@@ -376,7 +380,7 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
             key = "default"
     target = node.case(key)
     assert target is not None
-    inner = Frame(frame.ctx, frame.view)
+    inner = Frame(frame.ctx, frame.view, frame.written)
     frame.child = ("case", node.name, key, inner)
     status = yield from run_level(run, inner, target, f"{path}/{key}/", case_resume)
     if status == STOPPED:
@@ -407,7 +411,7 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
                 for key in saved.get("del", ()):
                     ctx.pop(key, None)
                 item_resume = saved.get("in")
-            state.frame = Frame(ctx)
+            state.frame = Frame(ctx, written=set(saved.get("set", ())) if saved else set())
             gens.append(_pipe_item(run, state, item.pipeline, parent, path + "/", item_resume))
         started.append((item_path, state))
     frame.child = ("par", node.name, states, parent)
@@ -432,6 +436,8 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
         if policy.parallel_mode == "all":
             item_path, exc, attempts = failures[0]
             if isinstance(exc, StepFailedError):
+                # its checkpoint was taken when it failed; siblings have finished since
+                exc._set_checkpoint(run.snapshot_now())
                 raise exc
             raise StepFailedError(
                 f"step {item_path!r} failed after {attempts} attempt(s): "
@@ -450,6 +456,8 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
         if state.out is not None:
             _merge(parent, state.out, policy, path)
             merged.update(state.out)
+            if frame.written is not None:
+                frame.written.update(state.out)
             for key in state.removed:
                 parent.pop(key, None)
     return (yield from complete(run, frame, node.name, path, merged, _clock() - t0, 1))
@@ -477,6 +485,6 @@ def _pipe_item(
     status = yield from run_level(run, state.frame, pipeline, prefix, resume)
     if status == STOPPED:
         return STOPPED
-    state.out, state.removed = diff(state.frame.ctx, parent)
+    state.out, state.removed = item_output(state.frame, parent)
     state.frame = None
     return DONE

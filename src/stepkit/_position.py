@@ -22,11 +22,19 @@ if TYPE_CHECKING:
 class Frame:
     """One running pipeline level: its context, last completed node, and child."""
 
-    __slots__ = ("child", "ctx", "done", "view")
+    __slots__ = ("child", "ctx", "done", "view", "written")
 
-    def __init__(self, ctx: dict[str, Any], view: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: dict[str, Any],
+        view: Mapping[str, Any] | None = None,
+        written: set[str] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.view: Mapping[str, Any] = MappingProxyType(ctx) if view is None else view
+        # keys written by the steps of a parallel item (None outside parallel items):
+        # the item's output is what it wrote, never guessed from value identity
+        self.written = written
         self.done: str | None = None
         # None | ("nest", name, Frame) | ("case", name, key, Frame)
         # | ("par", name, [ItemState], parent ctx)
@@ -44,10 +52,11 @@ class ItemState:
         self.removed: list[str] = []
 
 
-def diff(ctx: Mapping[str, Any], parent: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Keys of ``ctx`` that are new or changed against ``parent``, and keys removed."""
-    changed = {k: v for k, v in ctx.items() if k not in parent or parent[k] is not v}
-    return changed, [k for k in parent if k not in ctx]
+def item_output(frame: Frame, parent: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """What a parallel item's steps wrote (still present), and the parent keys it removed."""
+    ctx = frame.ctx
+    written = frame.written or ()
+    return {k: ctx[k] for k in written if k in ctx}, [k for k in parent if k not in ctx]
 
 
 def position_of(frame: Frame) -> Any:
@@ -67,7 +76,7 @@ def position_of(frame: Frame) -> Any:
         if state.out is not None:
             items.append({"out": state.out, "del": state.removed})
         elif inner is not None and (inner.done is not None or inner.child is not None):
-            changed, removed = diff(inner.ctx, parent)
+            changed, removed = item_output(inner, parent)
             items.append({"in": position_of(inner), "set": changed, "del": removed})
         else:
             items.append(None)
