@@ -317,16 +317,45 @@ class Pipeline:
     # -- running (implemented in _runner) -----------------------------------
 
     def run(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """Run synchronously; see :func:`stepkit._runner.run` for the options."""
+        """Run synchronously (see docs/pipelines.md for the options).
+
+        With ``store=`` the run is durable: persisted after every step and
+        resumable by ``run_id`` (see docs/durable-runs.md).
+        """
+        if options.get("store") is not None:
+            from ._persisted import run_durable
+
+            return run_durable(self, input, options)
         from ._runner import run
 
-        return run(self, input, options)
+        return run(self, input, {k: v for k, v in options.items() if k != "store"})
 
     async def arun(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
         """Run on the running event loop; step functions may be sync or async."""
+        if options.get("store") is not None:
+            from ._persisted import arun_durable
+
+            return await arun_durable(self, input, options)
         from ._runner import arun
 
-        return await arun(self, input, options)
+        return await arun(self, input, {k: v for k, v in options.items() if k != "store"})
+
+    def resume(self, run_id: str, **options: Any) -> RunResult:
+        """Continue a stored run (paused, failed, or crashed with ``recover=True``).
+
+        ``resume(run_id, store=..., override_data=None, recover=False,
+        version=None, fork=False, **run_options)``. A completed run returns
+        its stored result without running anything.
+        """
+        from ._persisted import resume
+
+        return resume(self, run_id, options)
+
+    async def aresume(self, run_id: str, **options: Any) -> RunResult:
+        """Async twin of :meth:`resume`."""
+        from ._persisted import aresume
+
+        return await aresume(self, run_id, options)
 
     def run_checkpoint(
         self, checkpoint: str, override_data: Mapping[str, Any] | None = None, **options: Any

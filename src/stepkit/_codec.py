@@ -64,7 +64,15 @@ def encode_checkpoint(
         "position": to_json(position, path="position", registry=meta.registry),
         "context": encode_context(context, registry=meta.registry),
     }
-    return seal(dumps(doc).encode(), keys=meta.keys, compress_threshold=meta.compress_threshold)
+    try:
+        document = dumps(doc).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CheckpointEncodeError(
+            "the context contains a str with a lone surrogate, which is not valid "
+            "UTF-8; clean the text (for example with .encode('utf-8', 'replace'))",
+            type_name="str",
+        ) from exc
+    return seal(document, keys=meta.keys, compress_threshold=meta.compress_threshold)
 
 
 def decode_checkpoint(

@@ -16,7 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from ._engine import CALL, CALL_TIMEOUT, EMIT, ERROR_HOOKS, PARALLEL, SLEEP, START_HOOKS, Gen
+from ._engine import (
+    CALL,
+    CALL_TIMEOUT,
+    EMIT,
+    ERROR_HOOKS,
+    PARALLEL,
+    PERSIST,
+    SLEEP,
+    START_HOOKS,
+    Gen,
+)
 from .errors import EventLoopError, StepTimeoutError
 
 Sleep = Callable[[float], Any]
@@ -101,7 +111,7 @@ def drive(
         gen.close()
 
 
-_HOOK_COMMANDS = (EMIT, START_HOOKS, ERROR_HOOKS)
+_HOOK_COMMANDS = (EMIT, START_HOOKS, ERROR_HOOKS, PERSIST)
 
 
 def _perform(
@@ -116,6 +126,8 @@ def _perform(
         for handler in cmd[1]:
             if _awaitable(result := handler(cmd[2], cmd[3])):
                 loop.wait(result)
+    elif op == PERSIST:
+        cmd[1].save(*cmd[2:])
     elif op == SLEEP:
         if _awaitable(result := sleep(cmd[1])):
             loop.wait(result)
@@ -234,6 +246,8 @@ async def _aperform(cmd: tuple[Any, ...], sleep: Sleep) -> Any:
         for handler in cmd[1]:
             if _awaitable(result := handler(cmd[2], cmd[3])):
                 await result
+    elif op == PERSIST:
+        await cmd[1].asave(*cmd[2:])
     elif op == SLEEP:
         if _awaitable(result := sleep(cmd[1])):
             await result

@@ -33,6 +33,7 @@ ERROR_HOOKS = 3  # (ERROR_HOOKS, handlers, step_name, exc) -> each handler(step_
 SLEEP = 4  # (SLEEP, seconds)
 PARALLEL = 5  # (PARALLEL, [generator, ...]) -> [(True, value) | (False, exc), ...]
 START_HOOKS = 6  # (START_HOOKS, handlers, start_event) -> each handler(start_event)
+PERSIST = 7  # (PERSIST, persister, step_name, changed keys, removed keys) -> persister.save(...)
 
 # Level outcomes.
 DONE = 0
@@ -54,6 +55,7 @@ class Run:
         "error_hooks",
         "handlers",
         "last_step",
+        "persister",
         "records",
         "root",
         "run_id",
@@ -86,6 +88,7 @@ class Run:
         self.stopped_at: str | None = None
         self.last_step: str | None = None
         self.debug = log.isEnabledFor(logging.DEBUG)  # decided once, not per step
+        self.persister: Any = None  # set for durable runs (stores)
 
     def snapshot(self, step_name: str | None = None) -> str:
         """Encode the current state as a checkpoint string."""
@@ -197,7 +200,7 @@ def run_node(
         # a step inside this container failed; its hooks have been called
         if policy.on_error == "raise":
             raise
-        return _record_failure(run, frame, node, policy, path, exc, exc.attempts)
+        return (yield from _record_failure(run, frame, node, policy, path, exc, exc.attempts))
 
 
 def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str) -> Gen:
@@ -255,13 +258,22 @@ def _merge(ctx: dict[str, Any], out: Mapping[str, Any], policy: Policy, path: st
 
 
 def complete(
-    run: Run, frame: Frame, name: str, path: str, out: Any, duration: float, attempts: int
+    run: Run,
+    frame: Frame,
+    name: str,
+    path: str,
+    out: Any,
+    duration: float,
+    attempts: int,
+    removed: tuple[str, ...] = (),
 ) -> Gen:
     """Record a completed step and emit its event; return DONE or STOPPED."""
     frame.done = name
     frame.child = None
     run.records.append((path, "completed", duration, attempts, None))
     run.last_step = path
+    if run.persister is not None:
+        yield _persist(run, frame, path, out, removed)
     if run.debug:
         log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
     if run.handlers:
@@ -273,6 +285,17 @@ def complete(
         if run.stopped:
             return STOPPED
     return DONE
+
+
+def _persist(run: Run, frame: Frame, path: str, out: Any, removed: tuple[str, ...]) -> Command:
+    """The PERSIST command for a step: which top-level keys of the run context it changed.
+
+    Steps inside a parallel item change the item's own context, which the
+    position carries; they change no top-level key.
+    """
+    if frame.ctx is not run.ctx or out is None:
+        return (PERSIST, run.persister, path, (), ())
+    return (PERSIST, run.persister, path, tuple(out), removed)
 
 
 def _failed(
@@ -298,7 +321,7 @@ def _failed(
             checkpoint=run.snapshot_now(),
             run_id=run.run_id,
         ) from exc
-    return _record_failure(run, frame, node, policy, path, exc, attempts)
+    return (yield from _record_failure(run, frame, node, policy, path, exc, attempts))
 
 
 def _record_failure(
@@ -309,10 +332,13 @@ def _record_failure(
     path: str,
     exc: BaseException,
     attempts: int,
-) -> int:
+) -> Gen:
+    """A failure its error mode lets pass: record it, persist the new position."""
     run.records.append((path, "failed", 0.0, attempts, exc))
     frame.child = None
     frame.done = node.name
+    if run.persister is not None:
+        yield _persist(run, frame, path, None, ())
     return ENDED if policy.on_error == "skip_remaining" else DONE
 
 
@@ -331,11 +357,12 @@ def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) ->
             attempts,
         )
     new = dict(out)
+    removed = tuple(k for k in frame.ctx if k not in new) if run.persister is not None else ()
     frame.ctx.clear()
     frame.ctx.update(new)
     if frame.written is not None:
         frame.written.update(new)
-    return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts))
+    return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts, removed))
 
 
 def _nested(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
@@ -452,6 +479,7 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
             log.warning("parallel item %s failed (parallel_mode='settled'): %s", item_path, exc)
             run.records.append((item_path, "failed", 0.0, attempts, exc))
     merged: dict[str, Any] = {}
+    removed: list[str] = []
     for state in states:
         if state.out is not None:
             _merge(parent, state.out, policy, path)
@@ -460,7 +488,10 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
                 frame.written.update(state.out)
             for key in state.removed:
                 parent.pop(key, None)
-    return (yield from complete(run, frame, node.name, path, merged, _clock() - t0, 1))
+            removed.extend(state.removed)
+    return (
+        yield from complete(run, frame, node.name, path, merged, _clock() - t0, 1, tuple(removed))
+    )
 
 
 def _fn_item(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import Meta, decode_with_keys, encode_checkpoint
 from ._drivers import SyncLoop, adrive, drive
+from ._durable import StoreGen, adrive_store, drive_store
 from ._engine import STOPPED, Gen, Run, run_level
 from ._envelope import DEFAULT_COMPRESS_THRESHOLD
 from ._migrate import migrate_context, rename_position, rename_step
@@ -26,11 +27,15 @@ from .errors import (
     CheckpointExpiredError,
     CheckpointMismatchError,
     InvalidArgumentError,
+    PipelineAbortedError,
+    StepkitError,
 )
 from .events import RunResult
 
 if TYPE_CHECKING:
     from ._builder import Pipeline
+
+log = logging.getLogger("stepkit")
 
 RUN_OPTIONS = frozenset(
     {
@@ -56,6 +61,8 @@ class Prepared:
     pipeline: str
     logger: logging.Logger | None
     definition_changed: bool = False
+    store: Any = None  # durable runs: the store, and our claim on the run
+    owner: str | None = None
 
     def log_summary(self, status: str) -> None:
         if self.logger is not None:
@@ -160,14 +167,18 @@ def _start(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepar
     return _prepare(pipeline, ctx, options, run_id=None)
 
 
-def _resume(
-    pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
-) -> Prepared:
-    _check_options(options, RESUME_OPTIONS, "run_checkpoint")
+def _check_override(override: Any) -> None:
     if override is not None and not isinstance(override, Mapping):
         raise InvalidArgumentError(
             f"override_data must be a mapping or None, got {type(override).__name__}"
         )
+
+
+def _resume(
+    pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
+) -> Prepared:
+    _check_options(options, RESUME_OPTIONS, "run_checkpoint")
+    _check_override(override)
     cp = decode_with_keys(checkpoint, _keys(pipeline))
     if cp.pipeline != pipeline.name:
         raise CheckpointMismatchError(
@@ -179,26 +190,49 @@ def _resume(
             f"this checkpoint expired at {cp.expires_at.isoformat()}; start a new run",
             expires_at=cp.expires_at,
         )
+    saved = Saved(dict(cp.context), cp.position, cp.step_name, cp.version, cp.fingerprint)
+    return prepare_resume(pipeline, saved, override, options, run_id=cp.run_id)
+
+
+@dataclass(slots=True)
+class Saved:
+    """A saved state to continue from (a checkpoint's, or a stored run's)."""
+
+    context: dict[str, Any]
+    position: Any
+    step_name: str | None
+    version: str | None
+    fingerprint: str
+
+
+def prepare_resume(
+    pipeline: Pipeline,
+    saved: Saved,
+    override: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+    *,
+    run_id: str,
+) -> Prepared:
+    """Upgrade a saved state to the current pipeline (renames, migrations), check it, prepare."""
     opts = pipeline.options
-    position, step = cp.position, cp.step_name
+    position, step, ctx = saved.position, saved.step_name, saved.context
     renamed = opts.get("renamed")
     if renamed:
         position, step = rename_position(position, renamed), rename_step(step, renamed)
-    ctx = dict(cp.context)
-    upgraded = cp.version != pipeline.version
+    upgraded = saved.version != pipeline.version
     if upgraded:
-        ctx = migrate_context(ctx, cp.version, pipeline.version, opts.get("migrations", {}))
-    changed = cp.fingerprint != pipeline.fingerprint
+        ctx = migrate_context(ctx, saved.version, pipeline.version, opts.get("migrations", {}))
+    changed = saved.fingerprint != pipeline.fingerprint
     if changed and options.get("strict") and not upgraded:
         raise CheckpointMismatchError(
-            f"pipeline {pipeline.name!r} has changed since this checkpoint was made "
-            f"(fingerprint {cp.fingerprint} -> {pipeline.fingerprint}) and strict=True; "
+            f"pipeline {pipeline.name!r} has changed since this state was saved "
+            f"(fingerprint {saved.fingerprint} -> {pipeline.fingerprint}) and strict=True; "
             "bump version= (with migrations= if the context changed) to accept it"
         )
     check_position(pipeline, position)
     if override:
         ctx.update(override)
-    prepared = _prepare(pipeline, ctx, options, run_id=cp.run_id, resume=position, last_step=step)
+    prepared = _prepare(pipeline, ctx, options, run_id=run_id, resume=position, last_step=step)
     prepared.definition_changed = changed
     return prepared
 
@@ -218,30 +252,59 @@ def _result(prepared: Prepared, status: Any) -> RunResult:
 
 def _drive_sync(prepared: Prepared) -> RunResult:
     loop = SyncLoop()
-    status: Any = "failed"
+    status: Any = None
+    error: BaseException | None = None
     try:
         if prepared.sleep is None:
             status = drive(prepared.gen, loop)
         else:
             status = drive(prepared.gen, loop, prepared.sleep)
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
         loop.close()
         prepared.log_summary(_status_name(status))
+        if prepared.store is not None:
+            drive_store(finish_run(prepared, status, error), prepared.store)
     return _result(prepared, status)
 
 
 async def _drive_async(prepared: Prepared) -> RunResult:
     sleep = prepared.sleep or asyncio.sleep
-    status: Any = "failed"
+    status: Any = None
+    error: BaseException | None = None
     try:
         status = await adrive(prepared.gen, sleep)
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
         prepared.log_summary(_status_name(status))
+        if prepared.store is not None:
+            await adrive_store(finish_run(prepared, status, error), prepared.store)
     return _result(prepared, status)
 
 
+def finish_run(prepared: Prepared, status: Any, error: BaseException | None) -> StoreGen:
+    """Release a durable run: completed, paused (stopped, aborted, interrupted) or failed."""
+    if error is None:
+        outcome, message = ("paused" if status == STOPPED else "completed"), None
+    elif isinstance(error, PipelineAbortedError) or not isinstance(error, Exception):
+        outcome, message = "paused", None
+    else:
+        outcome, message = "failed", f"{type(error).__name__}: {error}"
+    run_id = prepared.run.run_id
+    try:
+        yield ("finish", (run_id,), {"owner": prepared.owner, "status": outcome, "error": message})
+    except StepkitError as exc:
+        if error is None:
+            raise
+        log.warning("could not record run %s as %s: %s", run_id, outcome, exc)
+
+
 def _status_name(status: Any) -> str:
-    if status == "failed":
+    if status is None:
         return "failed"
     return "stopped" if status == STOPPED else "completed"
 

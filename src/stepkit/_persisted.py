@@ -1,0 +1,281 @@
+"""Entry points of durable runs: ``run(..., store=)`` and ``resume(run_id, store=)``.
+
+They prepare a run as :mod:`stepkit._runner` does, then hold a conversation
+with the store (start or claim the run, load its state) and attach a
+:class:`~stepkit._durable.Persister` so every step is saved before the next.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ._codec import Meta, encode_checkpoint
+from ._durable import (
+    Persister,
+    State,
+    StoreGen,
+    adrive_store,
+    claim_and_load,
+    drive_store,
+    existing_run,
+    meta_text,
+    new_owner,
+    new_run,
+    release,
+)
+from ._runner import (
+    RUN_OPTIONS,
+    Prepared,
+    Saved,
+    _check_options,
+    _check_override,
+    _drive_async,
+    _drive_sync,
+    _keys,
+    _start,
+    prepare_resume,
+)
+from .errors import InvalidArgumentError, RunConflictError
+from .events import RunResult
+from .stores import Store
+
+if TYPE_CHECKING:
+    from ._builder import Pipeline
+
+DURABLE_OPTIONS = frozenset({"store", "ttl", "lease"})
+RESUME_BY_ID_OPTIONS = (
+    (RUN_OPTIONS - {"run_id"})
+    | DURABLE_OPTIONS
+    | {
+        "override_data",
+        "recover",
+        "version",
+        "fork",
+        "strict",
+    }
+)
+
+
+def _check_store(store: Any, call: str) -> Any:
+    if not isinstance(store, Store):
+        raise InvalidArgumentError(
+            f"{call}: store= must be a stepkit store (MemoryStore, FileStore, SQLiteStore, "
+            f"or stepkit.open_store(url)), got {type(store).__name__}"
+        )
+    return store
+
+
+def _seconds(options: Mapping[str, Any], name: str) -> float | None:
+    value = options.get(name)
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+    ):
+        raise InvalidArgumentError(f"{name}= must be seconds > 0 or None, got {value!r}")
+    return value
+
+
+def _plain(options: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k not in drop}
+
+
+def _stored_result(pipeline: Pipeline, state: State) -> RunResult:
+    """The result of a completed run, as stored (nothing runs)."""
+    meta = Meta(
+        pipeline=pipeline.name,
+        version=state.pipeline_version,
+        fingerprint=state.fingerprint,
+        run_id=state.record.run_id,
+        keys=_keys(pipeline),
+    )
+    return RunResult(
+        state.context,
+        status="completed",
+        stopped_at=None,
+        run_id=state.record.run_id,
+        records=[],
+        snapshot=partial(encode_checkpoint, meta, state.position, state.step_name, state.context),
+    )
+
+
+def _start_conversation(
+    pipeline: Pipeline, prepared: Prepared, store: Any, options: Mapping[str, Any]
+) -> StoreGen:
+    """Create the run in the store (or find it already completed); attach a persister."""
+    run = prepared.run
+    run_id = run.run_id
+    if "run_id" in options:
+        state = yield from existing_run((yield ("get", (run_id,), {})), run_id)
+        if state is not None:
+            return _stored_result(pipeline, state)
+    clock = options.get("clock") or time.time
+    owner, lease = new_owner(), _seconds(options, "lease")
+    record, first = new_run(
+        run_id,
+        pipeline.name,
+        owner=owner,
+        now=clock(),
+        ttl=_seconds(options, "ttl"),
+        lease=lease,
+        meta=meta_text(pipeline.fingerprint, pipeline.version),
+        context=run.ctx,
+    )
+    try:
+        yield ("create", (record, first), {})
+    except RunConflictError:  # created meanwhile by someone else
+        state = yield from existing_run((yield ("get", (run_id,), {})), run_id)
+        if state is None:
+            raise
+        return _stored_result(pipeline, state)
+    _attach(
+        prepared,
+        store,
+        owner,
+        lease,
+        clock,
+        version=1,
+        parent=1,
+        snapshot_size=len(first.snapshot or ""),
+    )
+    return None
+
+
+def _attach(
+    prepared: Prepared,
+    store: Any,
+    owner: str,
+    lease: float | None,
+    clock: Any,
+    *,
+    version: int,
+    parent: int,
+    snapshot_size: int,
+    since: int = 0,
+    since_count: int = 0,
+) -> None:
+    prepared.store, prepared.owner = store, owner
+    prepared.run.persister = Persister(
+        store,
+        prepared.run,
+        owner=owner,
+        version=version,
+        parent=parent,
+        lease=lease,
+        clock=clock,
+        snapshot_size=snapshot_size,
+        since=since,
+        since_count=since_count,
+    )
+
+
+def _start_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepared:
+    _check_store(options["store"], "run()")
+    return _start(pipeline, input, _plain(options, DURABLE_OPTIONS))
+
+
+def run_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
+    prepared = _start_durable(pipeline, input, options)
+    store = options["store"]
+    stored = drive_store(_start_conversation(pipeline, prepared, store, options), store)
+    return stored if stored is not None else _drive_sync(prepared)
+
+
+async def arun_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
+    prepared = _start_durable(pipeline, input, options)
+    store = options["store"]
+    stored = await adrive_store(_start_conversation(pipeline, prepared, store, options), store)
+    return stored if stored is not None else await _drive_async(prepared)
+
+
+def _resume_conversation(
+    pipeline: Pipeline, run_id: str, store: Any, options: Mapping[str, Any]
+) -> StoreGen:
+    """Claim (or fork) a stored run and prepare its continuation; or its stored result."""
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidArgumentError(f"resume() needs a run id (a non-empty str), got {run_id!r}")
+    override = options.get("override_data")
+    _check_override(override)
+    fork, recover = bool(options.get("fork")), bool(options.get("recover"))
+    clock = options.get("clock") or time.time
+    owner, lease = new_owner(), _seconds(options, "lease")
+    state, claimed = yield from claim_and_load(
+        pipeline.name,
+        run_id,
+        owner=owner,
+        lease=lease,
+        recover=recover,
+        version=options.get("version"),
+        fork=fork,
+    )
+    if not claimed and not fork:
+        return _stored_result(pipeline, state)
+    plain = _plain(options, RESUME_BY_ID_OPTIONS - RUN_OPTIONS - {"strict"})
+    saved = Saved(
+        state.context, state.position, state.step_name, state.pipeline_version, state.fingerprint
+    )
+    new_id = new_owner() if fork else run_id
+    try:
+        prepared = prepare_resume(pipeline, saved, override, plain, run_id=new_id)
+    except BaseException:
+        if claimed:
+            yield from release(state.record, owner, "resume refused: see the raised error")
+        raise
+    if fork:
+        record, first = new_run(
+            new_id,
+            pipeline.name,
+            owner=owner,
+            now=clock(),
+            ttl=_seconds(options, "ttl"),
+            lease=lease,
+            meta=meta_text(pipeline.fingerprint, pipeline.version),
+            context=prepared.run.ctx,
+            position=state.position,
+            step_name=state.step_name,
+        )
+        yield ("create", (record, first), {})
+        _attach(
+            prepared,
+            store,
+            owner,
+            lease,
+            clock,
+            version=1,
+            parent=1,
+            snapshot_size=len(first.snapshot or ""),
+        )
+    else:
+        _attach(
+            prepared,
+            store,
+            owner,
+            lease,
+            clock,
+            version=state.record.version,
+            parent=state.version,
+            snapshot_size=state.snapshot_size,
+            since=state.since_snapshot,
+            since_count=state.versions_since,
+        )
+    return prepared
+
+
+def _check_resume(options: Mapping[str, Any]) -> Any:
+    _check_options(options, RESUME_BY_ID_OPTIONS, "resume")
+    if "store" not in options:
+        raise InvalidArgumentError("resume() needs store=: the store the run was saved in")
+    return _check_store(options["store"], "resume()")
+
+
+def resume(pipeline: Pipeline, run_id: Any, options: Mapping[str, Any]) -> RunResult:
+    store = _check_resume(options)
+    out = drive_store(_resume_conversation(pipeline, run_id, store, options), store)
+    return out if isinstance(out, RunResult) else _drive_sync(out)
+
+
+async def aresume(pipeline: Pipeline, run_id: Any, options: Mapping[str, Any]) -> RunResult:
+    store = _check_resume(options)
+    out = await adrive_store(_resume_conversation(pipeline, run_id, store, options), store)
+    return out if isinstance(out, RunResult) else await _drive_async(out)
