@@ -38,6 +38,7 @@ from .errors import (
     WorkflowError,
 )
 from .events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
+from .stores import open_store
 
 __version__ = "0.1.0"
 
@@ -77,5 +78,6 @@ __all__ = [
     "__version__",
     "decode_checkpoint",
     "exponential_backoff",
+    "open_store",
     "register_type",
 ]

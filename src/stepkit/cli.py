@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from ._cli_runs import add_parser as add_runs_parser
 from ._codec import decode_checkpoint
 from .errors import StepkitError
 
@@ -63,17 +64,22 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _graph(args: argparse.Namespace, out: TextIO) -> int:
-    module_name, _, attr = args.target.partition(":")
+def load_target(target: str) -> Any:
+    """Import ``module:attribute`` (named by the user on the command line)."""
+    module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise SystemExit(f"stepkit graph: expected module:attribute, got {args.target!r}")
+        raise SystemExit(f"stepkit: expected module:attribute, got {target!r}")
     sys.path.insert(0, os.getcwd())
     obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
     if not hasattr(obj, "to_mermaid"):
-        raise SystemExit(f"stepkit graph: {args.target} is a {type(obj).__name__}, not a pipeline")
-    out.write(obj.to_mermaid())
+        raise SystemExit(f"stepkit: {target} is a {type(obj).__name__}, not a pipeline")
+    return obj
+
+
+def _graph(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(load_target(args.target).to_mermaid())
     return 0
 
 
@@ -91,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="print the Mermaid diagram of module:pipeline")
     graph.add_argument("target", help="module:attribute naming a Pipeline")
     graph.set_defaults(func=_graph)
+    add_runs_parser(sub)
     return parser
 
 
@@ -103,5 +110,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(f"stepkit {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except (ImportError, AttributeError) as exc:
-        print(f"stepkit {args.command}: cannot load {args.target!r}: {exc}", file=sys.stderr)
+        target = getattr(args, "target", None) or getattr(args, "pipeline_target", "")
+        print(f"stepkit {args.command}: cannot load {target!r}: {exc}", file=sys.stderr)
         return 1
+    except json.JSONDecodeError as exc:
+        print(f"stepkit {args.command}: --override is not valid JSON: {exc}", file=sys.stderr)
+        return 2

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import ClassVar, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from stepkit.errors import InvalidArgumentError, RunNotFoundError, StepkitError, StoreError
 from stepkit.stores import _rules
@@ -25,6 +25,8 @@ from stepkit.stores._records import (
     check_seconds,
     check_status,
     check_version_number,
+    decode_context,
+    rebuild,
     run_problem,
     version_problem,
 )
@@ -283,6 +285,11 @@ class BaseStore:
             raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
         return found
 
+    def snapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
+        """See :meth:`Store.snapshot`."""
+        encoded, _last = rebuild(self.versions(run_id, upto=version))
+        return decode_context(encoded, f"run {run_id!r}")
+
     def close(self) -> None:
         """See :meth:`Store.close`; closing twice is harmless."""
         if not self._closed:
@@ -363,6 +370,10 @@ class BaseStore:
     async def ahistory(self, run_id: str) -> builtins.list[VersionRecord]:
         """Async :meth:`history`."""
         return await self._acall(self.history, run_id)
+
+    async def asnapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
+        """Async :meth:`snapshot`."""
+        return await self._acall(self.snapshot, run_id, version)
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""

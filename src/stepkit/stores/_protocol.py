@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 from types import TracebackType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from stepkit.stores._records import RunRecord, RunStatus, VersionRecord
 
@@ -127,6 +127,9 @@ class Store(Protocol):
         ``RunNotFoundError`` if there is no such run; ``[]`` before its first version.
         """
 
+    def snapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
+        """The decoded context of ``run_id`` at ``version`` (default: the latest)."""
+
     def close(self) -> None:
         """Release connections and handles; the store is unusable afterwards."""
 
@@ -185,6 +188,9 @@ class Store(Protocol):
 
     async def ahistory(self, run_id: str) -> builtins.list[VersionRecord]:
         """Async :meth:`history`."""
+
+    async def asnapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
+        """Async :meth:`snapshot`."""
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""

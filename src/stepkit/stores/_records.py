@@ -236,6 +236,17 @@ def rebuild(versions: Sequence[VersionRecord]) -> tuple[dict[str, Any], VersionR
     return context, previous
 
 
+def decode_context(encoded: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Decode a rebuilt (tag-encoded) context; corrupt contents are a StoreError."""
+    from stepkit._values import from_json
+    from stepkit.errors import CheckpointError
+
+    try:
+        return {key: from_json(value) for key, value in encoded.items()}
+    except CheckpointError as exc:
+        raise StoreError(f"corrupt stored context of {where}: {exc}") from exc
+
+
 _RUN_FIELDS = tuple(field.name for field in fields(RunRecord))
 
 
