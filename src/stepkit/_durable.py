@@ -8,6 +8,7 @@ the logic is written once. :class:`Persister` writes one version per step.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -81,12 +82,14 @@ class State:
     snapshot_size: int
     since_snapshot: int
     versions_since: int
+    previous: RunRecord | None = None  # the record before our claim, to give it back
 
 
 class Persister:
     """Appends one version per completed step, before the next step starts."""
 
     __slots__ = (
+        "_alock",
         "clock",
         "lease",
         "owner",
@@ -118,6 +121,7 @@ class Persister:
         self.owner, self.version, self.parent = owner, version, parent
         self.lease, self.clock = lease, clock
         self.snapshot_size, self.since, self.since_count = snapshot_size, since, since_count
+        self._alock: asyncio.Lock | None = None
 
     def _next(
         self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]
@@ -151,9 +155,13 @@ class Persister:
         self.version = self.parent = record.version
 
     async def asave(self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]) -> None:
-        record = self._next(step_name, keys, removed)
-        await self.store.aappend(record, owner=self.owner, lease=self.lease)
-        self.version = self.parent = record.version
+        # parallel items (tasks) may save at once: versions must be appended in order
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        async with self._alock:
+            record = self._next(step_name, keys, removed)
+            await self.store.aappend(record, owner=self.owner, lease=self.lease)
+            self.version = self.parent = record.version
 
 
 def meta_text(fingerprint: str, version: str | None) -> str:
@@ -307,6 +315,7 @@ def claim_and_load(
     except BaseException:
         yield from release(record, owner, "could not load the stored state")
         raise
+    state.previous = record
     return state, True
 
 

@@ -220,7 +220,8 @@ def _resume_conversation(
         prepared = prepare_resume(pipeline, saved, override, plain, run_id=new_id)
     except BaseException:
         if claimed:
-            yield from release(state.record, owner, "resume refused: see the raised error")
+            previous = state.previous or state.record
+            yield from release(previous, owner, "resume refused: see the raised error")
         raise
     if fork:
         record, first = new_run(
