@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from support import Recorder
 
 from stepkit import (
     CheckpointMismatchError,
@@ -21,7 +22,6 @@ from stepkit import (
 )
 from stepkit._durable import SNAPSHOT_EVERY
 from stepkit.stores import FileStore, MemoryStore, SQLiteStore
-from support import Recorder
 
 
 class Clock:

@@ -66,3 +66,23 @@ class TestApprovalExample:
         mod = load("approval")
         with pytest.raises(mod.UnknownApprovalError, match="never requested"):
             mod.ApprovalDesk().approve("nope")
+
+
+def test_sqlite_approval_across_processes(tmp_path):
+    """Pause in one process, approve from others: the message is sent exactly once."""
+    script = str(EXAMPLES / "approval_sqlite.py")
+    env = {**__import__("os").environ, "APPROVALS_DB": str(tmp_path / "a.db")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, script, *args], capture_output=True, text=True, env=env, timeout=60
+        )
+
+    run_id = cli("request", "hello").stdout.strip()
+    assert cli("approve", run_id).stdout.strip() == "approve: sent=True"
+    assert cli("approve", run_id).stdout.strip() == "already decided: sent=True"
+    outbox = (tmp_path / "a.db.outbox").read_text().splitlines()
+    assert len(outbox) == 1
+    missing = cli("approve", "no-such-run")
+    assert missing.returncode == 1
+    assert "no run 'no-such-run'" in missing.stderr
