@@ -6,7 +6,6 @@
 True
 """
 
-from __future__ import annotations
 
 import logging
 

@@ -1,0 +1,100 @@
+"""The public surface: exactly the documented names, and nothing private leaks."""
+
+from __future__ import annotations
+
+import inspect
+
+import stepkit
+import stepkit.errors
+import stepkit.stores
+
+DOCUMENTED = {
+    # building and running
+    "Pipeline",
+    "RunResult",
+    "StepEvent",
+    "StepStartEvent",
+    "StepRecord",
+    "Checkpoint",
+    "decode_checkpoint",
+    "register_type",
+    "TypeRegistry",
+    "exponential_backoff",
+    "open_store",
+    "__version__",
+    # the error tree
+    "StepkitError",
+    "InvalidArgumentError",
+    "PipelineDefinitionError",
+    "EventLoopError",
+    "StepFailedError",
+    "StepTimeoutError",
+    "PipelineAbortedError",
+    "CheckpointError",
+    "InvalidCheckpointError",
+    "CheckpointSignatureError",
+    "CheckpointExpiredError",
+    "CheckpointMismatchError",
+    "CheckpointEncodeError",
+    "StoreError",
+    "RunNotFoundError",
+    "RunConflictError",
+    "RunExpiredError",
+    "WorkflowError",
+    "InvalidInputError",
+    "NonRetryableError",
+    "NestedStepError",
+}
+
+
+def test_all_is_exactly_the_documented_names():
+    """stepkit.__all__ lists the documented public names, sorted, and no others."""
+    assert set(stepkit.__all__) == DOCUMENTED
+    assert list(stepkit.__all__) == sorted(stepkit.__all__)
+
+
+def test_every_exported_name_exists_and_is_public():
+    """Every name in __all__ is importable; no private name is exported."""
+    for name in stepkit.__all__:
+        assert hasattr(stepkit, name), name
+        assert not name.startswith("_") or name == "__version__"
+
+
+def test_no_public_attribute_is_left_out_of_all():
+    """Public attributes of the package are either in __all__ or submodules."""
+    public = {
+        name
+        for name, value in vars(stepkit).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert public <= set(stepkit.__all__)
+
+
+def test_error_tree():
+    """Every error is a StepkitError, and subclasses the built-in callers catch."""
+    for name in stepkit.errors.__all__:
+        assert issubclass(getattr(stepkit.errors, name), stepkit.StepkitError)
+    assert issubclass(stepkit.PipelineDefinitionError, ValueError)
+    assert issubclass(stepkit.InvalidCheckpointError, ValueError)
+    assert issubclass(stepkit.InvalidCheckpointError, stepkit.CheckpointError)
+    assert issubclass(stepkit.RunNotFoundError, KeyError)
+    assert issubclass(stepkit.RunNotFoundError, stepkit.StoreError)
+    assert issubclass(stepkit.StepTimeoutError, TimeoutError)
+    assert set(stepkit.errors.__all__) <= set(stepkit.__all__)
+
+
+def test_stores_surface():
+    """stepkit.stores exports the store protocol, records and backends."""
+    assert sorted(stepkit.stores.__all__) == [
+        "FileStore",
+        "MemoryStore",
+        "RunRecord",
+        "RunStatus",
+        "SQLiteStore",
+        "Store",
+        "VersionRecord",
+        "open_store",
+        "rebuild",
+    ]
+    for cls in (stepkit.stores.MemoryStore, stepkit.stores.FileStore, stepkit.stores.SQLiteStore):
+        assert issubclass(cls, stepkit.stores.Store)
