@@ -6,7 +6,6 @@
 True
 """
 
-
 import logging
 
 from ._builder import Pipeline

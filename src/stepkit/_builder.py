@@ -20,6 +20,7 @@ from ._nodes import (
     Node,
     PipeItem,
     Policy,
+    as_hooks,
     check_name,
     check_options,
     resolve_policy,
@@ -51,18 +52,6 @@ PIPELINE_OPTIONS = frozenset(
 )
 _HOOK_OPTIONS = ("on_step_complete", "on_step_start", "on_error")
 _POLICY_DEFAULTS = ("retries", "retry_delay", "retry_on", "timeout", "merge", "parallel_mode")
-
-
-def _hooks(value: object, option: str) -> tuple[Callable[..., Any], ...]:
-    if value is None:
-        return ()
-    if callable(value):
-        return (value,)
-    if isinstance(value, list | tuple) and all(callable(h) for h in value):
-        return tuple(value)
-    raise PipelineDefinitionError(
-        f"{option}= must be a callable or a list of callables, got {value!r}"
-    )
 
 
 def _fn_name(fn: Callable[..., Any], position: int) -> str:
@@ -99,7 +88,7 @@ class Pipeline:
         opts = dict(options)
         for hook in _HOOK_OPTIONS:
             if hook in opts:
-                opts[hook] = _hooks(opts[hook], hook)
+                opts[hook] = as_hooks(opts[hook], hook)
         defaults = {k: opts[k] for k in _POLICY_DEFAULTS if k in opts}
         opts.update(check_options(defaults, f"Pipeline({name!r})"))
         version = opts.get("version")
@@ -240,7 +229,7 @@ class Pipeline:
             "on_error": on_error,
         }
         merged = {
-            name: (*self._options.get(name, ()), *_hooks(hook, name))
+            name: (*self._options.get(name, ()), *as_hooks(hook, name))
             for name, hook in added.items()
             if hook is not None
         }

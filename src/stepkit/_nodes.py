@@ -90,6 +90,19 @@ class Node:
         return None
 
 
+def as_hooks(
+    value: object, option: str, error: type[Exception] = PipelineDefinitionError
+) -> tuple[Callable[..., Any], ...]:
+    """A hook option (a callable, a list of them, or None) as a tuple of callables."""
+    if value is None:
+        return ()
+    if callable(value):
+        return (value,)
+    if isinstance(value, list | tuple) and all(callable(h) for h in value):
+        return tuple(value)
+    raise error(f"{option}= must be a callable or a list of callables, got {value!r}")
+
+
 def check_name(name: object, what: str = "step name") -> str:
     """Return ``name`` if it is a valid path segment, else raise."""
     if not isinstance(name, str) or not name:

@@ -111,24 +111,42 @@ def _start_conversation(
         if state is not None:
             return _stored_result(pipeline, state)
     clock = options.get("clock") or time.time
-    owner, lease = new_owner(), _seconds(options, "lease")
+    try:
+        yield from _create(pipeline, prepared, store, options, new_owner(), clock)
+    except RunConflictError:  # created meanwhile by someone else
+        state = yield from existing_run((yield ("get", (run_id,), {})), run_id)
+        if state is None:
+            raise
+        return _stored_result(pipeline, state)
+    return None
+
+
+def _create(
+    pipeline: Pipeline,
+    prepared: Prepared,
+    store: Any,
+    options: Mapping[str, Any],
+    owner: str,
+    clock: Any,
+    *,
+    position: Any = None,
+    step_name: str | None = None,
+) -> StoreGen:
+    """Create the run (held by ``owner``) with a snapshot of its context; attach a persister."""
+    lease = _seconds(options, "lease")
     record, first = new_run(
-        run_id,
+        prepared.run.run_id,
         pipeline.name,
         owner=owner,
         now=clock(),
         ttl=_seconds(options, "ttl"),
         lease=lease,
         meta=meta_text(pipeline.fingerprint, pipeline.version),
-        context=run.ctx,
+        context=prepared.run.ctx,
+        position=position,
+        step_name=step_name,
     )
-    try:
-        yield ("create", (record, first), {})
-    except RunConflictError:  # created meanwhile by someone else
-        state = yield from existing_run((yield ("get", (run_id,), {})), run_id)
-        if state is None:
-            raise
-        return _stored_result(pipeline, state)
+    yield ("create", (record, first), {})
     _attach(
         prepared,
         store,
@@ -139,7 +157,6 @@ def _start_conversation(
         parent=1,
         snapshot_size=len(first.snapshot or ""),
     )
-    return None
 
 
 def _attach(
@@ -224,28 +241,15 @@ def _resume_conversation(
             yield from release(previous, owner, "resume refused: see the raised error")
         raise
     if fork:
-        record, first = new_run(
-            new_id,
-            pipeline.name,
-            owner=owner,
-            now=clock(),
-            ttl=_seconds(options, "ttl"),
-            lease=lease,
-            meta=meta_text(pipeline.fingerprint, pipeline.version),
-            context=prepared.run.ctx,
-            position=state.position,
-            step_name=state.step_name,
-        )
-        yield ("create", (record, first), {})
-        _attach(
+        yield from _create(
+            pipeline,
             prepared,
             store,
+            options,
             owner,
-            lease,
             clock,
-            version=1,
-            parent=1,
-            snapshot_size=len(first.snapshot or ""),
+            position=state.position,
+            step_name=state.step_name,
         )
     else:
         _attach(

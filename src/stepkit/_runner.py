@@ -21,6 +21,7 @@ from ._durable import StoreGen, adrive_store, drive_store
 from ._engine import STOPPED, Gen, Run, run_level
 from ._envelope import DEFAULT_COMPRESS_THRESHOLD
 from ._migrate import migrate_context, rename_position, rename_step
+from ._nodes import as_hooks
 from ._position import check_position
 from ._summary import format_summary, summary_logger
 from .errors import (
@@ -70,16 +71,12 @@ class Prepared:
             self.logger.info(format_summary(self.pipeline, run.run_id, status, run.records))
 
 
-def _hooks(value: object, option: str) -> tuple[Callable[..., Any], ...]:
-    if value is None:
-        return ()
-    if callable(value):
-        return (value,)
-    if isinstance(value, list | tuple) and all(callable(h) for h in value):
-        return tuple(value)
-    raise InvalidArgumentError(
-        f"{option}= must be a callable or a list of callables, got {value!r}"
-    )
+def _combined(
+    pipeline_options: Mapping[str, Any], options: Mapping[str, Any], name: str
+) -> tuple[Callable[..., Any], ...]:
+    """Pipeline-level hooks first, then the run's own."""
+    hooks: tuple[Callable[..., Any], ...] = pipeline_options.get(name, ())
+    return hooks + as_hooks(options.get(name), name, InvalidArgumentError)
 
 
 def _keys(pipeline: Pipeline) -> tuple[bytes, ...]:
@@ -139,11 +136,9 @@ def _prepare(
     run = Run(
         ctx,
         run_id,
-        handlers=opts.get("on_step_complete", ())
-        + _hooks(options.get("on_step_complete"), "on_step_complete"),
-        start_hooks=opts.get("on_step_start", ())
-        + _hooks(options.get("on_step_start"), "on_step_start"),
-        error_hooks=opts.get("on_error", ()) + _hooks(options.get("on_error"), "on_error"),
+        handlers=_combined(opts, options, "on_step_complete"),
+        start_hooks=_combined(opts, options, "on_step_start"),
+        error_hooks=_combined(opts, options, "on_error"),
         abort=abort,
         encoder=partial(encode_checkpoint, meta),
     )
