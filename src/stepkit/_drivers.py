@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from ._engine import (
+from ._state import (
     CALL,
     CALL_TIMEOUT,
     EMIT,

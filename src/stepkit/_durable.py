@@ -16,8 +16,8 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._engine import Run
 from ._position import position_of
+from ._state import Run
 from ._values import dumps, encode_context, from_json, loads, to_json
 from .errors import (
     CheckpointMismatchError,

@@ -9,107 +9,36 @@ the result back (or throws the exception in).
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter as _clock
 from typing import TYPE_CHECKING, Any
 
-from ._merge import merge_into
+from ._attempts import call_with_policy, check_output, merge
 from ._nodes import FnItem, Node, PipeItem, Policy
-from ._position import Frame, ItemState, item_output, position_of
+from ._position import Frame, ItemState, item_output
+from ._state import (
+    CALL,
+    DONE,
+    EMIT,
+    ENDED,
+    ERROR_HOOKS,
+    PARALLEL,
+    PERSIST,
+    START_HOOKS,
+    STOPPED,
+    Command,
+    Gen,
+    Run,
+    StepFailure,
+    log,
+)
 from .errors import PipelineAbortedError, StepFailedError
-from .events import RecordTuple, StepEvent, StepStartEvent
+from .events import StepEvent, StepStartEvent
 
 if TYPE_CHECKING:
     from ._builder import Pipeline
 
-log = logging.getLogger("stepkit")
-
-# Commands. A command is a tuple whose first element is one of these.
-CALL = 0  # (CALL, fn, arg) -> fn(arg), awaited if it returns an awaitable
-CALL_TIMEOUT = 1  # (CALL_TIMEOUT, fn, arg, seconds, step_name)
-EMIT = 2  # (EMIT, handlers, event) -> each handler(event), in order, awaited
-ERROR_HOOKS = 3  # (ERROR_HOOKS, handlers, step_name, exc) -> each handler(step_name, exc)
-SLEEP = 4  # (SLEEP, seconds)
-PARALLEL = 5  # (PARALLEL, [generator, ...]) -> [(True, value) | (False, exc), ...]
-START_HOOKS = 6  # (START_HOOKS, handlers, start_event) -> each handler(start_event)
-PERSIST = 7  # (PERSIST, persister, step_name, changed keys, removed keys) -> persister.save(...)
-
-# Level outcomes.
-DONE = 0
-STOPPED = 1
-ENDED = 2  # on_error="skip_remaining": this level ends early
-
-Command = tuple[Any, ...]
-Gen = Generator[Command, Any, Any]
-
-
-class Run:
-    """The mutable state of one run, shared by every level and item."""
-
-    __slots__ = (
-        "abort",
-        "ctx",
-        "debug",
-        "encoder",
-        "error_hooks",
-        "handlers",
-        "last_step",
-        "persister",
-        "records",
-        "root",
-        "run_id",
-        "start_hooks",
-        "stopped",
-        "stopped_at",
-    )
-
-    def __init__(
-        self,
-        ctx: dict[str, Any],
-        run_id: str,
-        *,
-        handlers: tuple[Callable[..., Any], ...] = (),
-        start_hooks: tuple[Callable[..., Any], ...] = (),
-        error_hooks: tuple[Callable[..., Any], ...] = (),
-        abort: Any = None,
-        encoder: Callable[[Any, str | None, Mapping[str, Any]], str],
-    ) -> None:
-        self.ctx = ctx
-        self.run_id = run_id
-        self.handlers = handlers
-        self.start_hooks = start_hooks
-        self.error_hooks = error_hooks
-        self.abort = abort
-        self.encoder = encoder
-        self.root = Frame(ctx)
-        self.records: list[RecordTuple] = []
-        self.stopped = False
-        self.stopped_at: str | None = None
-        self.last_step: str | None = None
-        self.debug = log.isEnabledFor(logging.DEBUG)  # decided once, not per step
-        self.persister: Any = None  # set for durable runs (stores)
-
-    def snapshot(self, step_name: str | None = None) -> str:
-        """Encode the current state as a checkpoint string."""
-        return self.encoder(position_of(self.root), step_name or self.last_step, self.ctx)
-
-    def snapshot_now(self) -> Callable[[], str]:
-        """A thunk for the checkpoint of the state as it is now (for errors)."""
-        pos, step, ctx = position_of(self.root), self.last_step, dict(self.ctx)
-        return lambda: self.encoder(pos, step, ctx)
-
-    def stop(self, step_name: str) -> None:
-        if not self.stopped:
-            self.stopped, self.stopped_at = True, step_name
-
-
-class _StepFailure(Exception):
-    """Internal: a step function failed after ``attempts`` attempts."""
-
-    def __init__(self, exc: BaseException, attempts: int) -> None:
-        super().__init__(str(exc))
-        self.exc, self.attempts = exc, attempts
+__all__ = ["Run", "run_level"]
 
 
 def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Any = None) -> Gen:
@@ -176,14 +105,14 @@ def run_node(
                 try:
                     out = yield (CALL, fn, frame.view)
                 except Exception as exc:
-                    raise _StepFailure(exc, 1) from exc
+                    raise StepFailure(exc, 1) from exc
             duration = _clock() - t0
             if out is not None:
-                _check_output(out, path, attempts)
+                check_output(out, path, attempts)
                 if policy.merge == "override":
                     frame.ctx.update(out)
                 else:
-                    _merge(frame.ctx, out, policy, path)
+                    merge(frame.ctx, out, policy, path)
                 if frame.written is not None:
                     frame.written.update(out)
             return (yield from complete(run, frame, node.name, path, out, duration, attempts))
@@ -194,67 +123,13 @@ def run_node(
         if len(items) == 1:
             return (yield from _nested(run, frame, node, path, resume))
         return (yield from _parallel(run, frame, node, policy, path, resume))
-    except _StepFailure as failure:
+    except StepFailure as failure:
         return (yield from _failed(run, frame, node, policy, path, failure.exc, failure.attempts))
     except StepFailedError as exc:
         # a step inside this container failed; its hooks have been called
         if policy.on_error == "raise":
             raise
         return (yield from _record_failure(run, frame, node, policy, path, exc, exc.attempts))
-
-
-def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str) -> Gen:
-    """Call ``fn(arg)`` with the policy's timeout and retries; return (out, attempts)."""
-    attempt = 1
-    timeout = policy.timeout
-    while True:
-        try:
-            if timeout is None:
-                out = yield (CALL, fn, arg)
-            else:
-                out = yield (CALL_TIMEOUT, fn, arg, timeout, path)
-            return out, attempt
-        except Exception as exc:
-            if attempt > policy.retries or not _retryable(policy, exc):
-                raise _StepFailure(exc, attempt) from exc
-            delay = policy.retry_delay
-            seconds = float(delay(attempt, exc)) if callable(delay) else float(delay)
-            log.info(
-                "step %s attempt %d failed (%s: %s); retrying in %.3gs",
-                path,
-                attempt,
-                type(exc).__name__,
-                exc,
-                seconds,
-            )
-            if seconds > 0:
-                yield (SLEEP, seconds)
-            attempt += 1
-
-
-def _retryable(policy: Policy, exc: Exception) -> bool:
-    retry_on = policy.retry_on
-    if isinstance(retry_on, tuple):
-        return isinstance(exc, retry_on)
-    return bool(retry_on(exc))
-
-
-def _check_output(out: Any, path: str, attempts: int) -> None:
-    if type(out) is not dict and not isinstance(out, Mapping):
-        raise _StepFailure(
-            TypeError(
-                f"step {path!r} returned {type(out).__name__}; a step must return a "
-                "mapping of changes to merge into the context, or None"
-            ),
-            attempts,
-        )
-
-
-def _merge(ctx: dict[str, Any], out: Mapping[str, Any], policy: Policy, path: str) -> None:
-    try:
-        merge_into(ctx, out, policy.merge, path)
-    except ValueError as exc:
-        raise _StepFailure(exc, 1) from exc
 
 
 def complete(
@@ -348,7 +223,7 @@ def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) ->
     assert isinstance(item, FnItem)
     out, attempts = yield from call_with_policy(item.fn, frame.view, policy, path)
     if not isinstance(out, Mapping):
-        raise _StepFailure(
+        raise StepFailure(
             TypeError(
                 f"transform {path!r} returned {type(out).__name__}; a transform must "
                 "return the whole new context as a mapping (use .step() to return "
@@ -387,7 +262,7 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
         try:
             key = yield (CALL, node.selector, frame.view)
         except Exception as exc:
-            raise _StepFailure(exc, 1) from exc
+            raise StepFailure(exc, 1) from exc
         if key is None:
             run.records.append((path, "skipped", 0.0, 0, None))
             if run.debug:
@@ -395,7 +270,7 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
             return DONE
         if not (isinstance(key, str) and node.case(key) is not None):
             if node.case("default") is None:
-                raise _StepFailure(
+                raise StepFailure(
                     LookupError(
                         f"the selector of branch {path!r} returned {key!r}, which is not "
                         f"one of its cases ({', '.join(k for k, _ in node.cases)}) and the "
@@ -448,7 +323,7 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
     for (item_path, _state), (ok, value) in zip(started, outcomes, strict=False):
         if ok:
             stopped = stopped or value == STOPPED
-        elif isinstance(value, _StepFailure):
+        elif isinstance(value, StepFailure):
             failures.append((item_path, value.exc, value.attempts))
         elif isinstance(value, StepFailedError):
             failures.append((value.step_name, value, value.attempts))
@@ -482,7 +357,7 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
     removed: list[str] = []
     for state in states:
         if state.out is not None:
-            _merge(parent, state.out, policy, path)
+            merge(parent, state.out, policy, path)
             merged.update(state.out)
             if frame.written is not None:
                 frame.written.update(state.out)
@@ -499,7 +374,7 @@ def _fn_item(
 ) -> Gen:
     out, attempts = yield from call_with_policy(fn, view, policy, path)
     if out is not None:
-        _check_output(out, path, attempts)
+        check_output(out, path, attempts)
     state.out = dict(out) if out is not None else {}
     return DONE
 

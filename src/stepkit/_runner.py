@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from ._codec import Meta, decode_with_keys, encode_checkpoint
 from ._drivers import SyncLoop, adrive, drive
 from ._durable import StoreGen, adrive_store, drive_store
-from ._engine import STOPPED, Gen, Run, run_level
+from ._engine import run_level
 from ._envelope import DEFAULT_COMPRESS_THRESHOLD
 from ._migrate import migrate_context, rename_position, rename_step
 from ._nodes import as_hooks
 from ._position import check_position
+from ._state import STOPPED, Gen, Run
 from ._summary import format_summary, summary_logger
 from .errors import (
     CheckpointExpiredError,

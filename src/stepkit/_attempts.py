@@ -1,0 +1,67 @@
+"""One step function call under its policy: timeout, retries, output checks, merging.
+
+Pure decisions: sleeping and calling are commands for the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._merge import merge_into
+from ._nodes import Policy
+from ._state import CALL, CALL_TIMEOUT, SLEEP, Gen, StepFailure, log
+
+
+def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str) -> Gen:
+    """Call ``fn(arg)`` with the policy's timeout and retries; return (out, attempts)."""
+    attempt = 1
+    timeout = policy.timeout
+    while True:
+        try:
+            if timeout is None:
+                out = yield (CALL, fn, arg)
+            else:
+                out = yield (CALL_TIMEOUT, fn, arg, timeout, path)
+            return out, attempt
+        except Exception as exc:
+            if attempt > policy.retries or not _retryable(policy, exc):
+                raise StepFailure(exc, attempt) from exc
+            delay = policy.retry_delay
+            seconds = float(delay(attempt, exc)) if callable(delay) else float(delay)
+            log.info(
+                "step %s attempt %d failed (%s: %s); retrying in %.3gs",
+                path,
+                attempt,
+                type(exc).__name__,
+                exc,
+                seconds,
+            )
+            if seconds > 0:
+                yield (SLEEP, seconds)
+            attempt += 1
+
+
+def _retryable(policy: Policy, exc: Exception) -> bool:
+    retry_on = policy.retry_on
+    if isinstance(retry_on, tuple):
+        return isinstance(exc, retry_on)
+    return bool(retry_on(exc))
+
+
+def check_output(out: Any, path: str, attempts: int) -> None:
+    if type(out) is not dict and not isinstance(out, Mapping):
+        raise StepFailure(
+            TypeError(
+                f"step {path!r} returned {type(out).__name__}; a step must return a "
+                "mapping of changes to merge into the context, or None"
+            ),
+            attempts,
+        )
+
+
+def merge(ctx: dict[str, Any], out: Mapping[str, Any], policy: Policy, path: str) -> None:
+    try:
+        merge_into(ctx, out, policy.merge, path)
+    except ValueError as exc:
+        raise StepFailure(exc, 1) from exc
