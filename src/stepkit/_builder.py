@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._envelope import normalize_keys
@@ -25,6 +25,7 @@ from ._nodes import (
     check_options,
     resolve_policy,
 )
+from ._structure import check_paths, shape, walk_paths
 from .errors import InvalidArgumentError, PipelineDefinitionError
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class Pipeline:
                 f"{where}: retries= and timeout= apply to step functions; "
                 "set them on the steps of the nested pipeline instead"
             )
-        _check_paths(name, built)
+        check_paths(name, built)
         return self._with(Node(name, "step", built, opts))
 
     def transform(self, name: str, fn: Callable[..., Any], **options: Any) -> Pipeline:
@@ -272,14 +273,14 @@ class Pipeline:
     def step_paths(self) -> list[str]:
         """Every step path, nested and branch steps included, in order."""
         out: list[str] = []
-        _walk_paths(self, "", out)
+        walk_paths(self, "", out)
         return out
 
     @property
     def fingerprint(self) -> str:
         """A hash of the structure (names, kinds, nesting, cases), not the code."""
         if self._fingerprint is None:
-            text = json.dumps(_shape(self), separators=(",", ":"))
+            text = json.dumps(shape(self), separators=(",", ":"))
             fp = hashlib.sha256(text.encode()).hexdigest()[:16]
             object.__setattr__(self, "_fingerprint", fp)
         assert self._fingerprint is not None
@@ -381,23 +382,6 @@ def _items(items: Sequence[Any], where: str) -> tuple[Item, ...]:
     return tuple(out)
 
 
-def _check_paths(name: str, items: tuple[Item, ...]) -> None:
-    if len(items) == 1:
-        return
-    seen: set[str] = set()
-    for item in items:
-        paths: Iterable[str] = (
-            [item.name] if isinstance(item, FnItem) else item.pipeline.step_paths()
-        )
-        for path in paths:
-            if path in seen:
-                raise PipelineDefinitionError(
-                    f"step {name!r}: two parallel items produce the step path "
-                    f"'{name}/{path}'; rename one of them"
-                )
-            seen.add(path)
-
-
 def _target(target: Any, where: str) -> Pipeline:
     if isinstance(target, Pipeline):
         return target
@@ -406,35 +390,3 @@ def _target(target: Any, where: str) -> Pipeline:
     raise PipelineDefinitionError(
         f"{where}: a branch target must be a Pipeline or a step function, got {target!r}"
     )
-
-
-def _walk_paths(pipeline: Pipeline, prefix: str, out: list[str]) -> None:
-    for node in pipeline.nodes:
-        path = prefix + node.name
-        if node.kind == "branch":
-            for key, target in node.cases:
-                _walk_paths(target, f"{path}/{key}/", out)
-        elif node.kind == "step" and (node.parallel or isinstance(node.items[0], PipeItem)):
-            for item in node.items:
-                if isinstance(item, PipeItem):
-                    _walk_paths(item.pipeline, path + "/", out)
-                else:
-                    out.append(f"{path}/{item.name}")
-        out.append(path)
-
-
-def _shape(pipeline: Pipeline) -> list[Any]:
-    shape: list[Any] = []
-    for node in pipeline.nodes:
-        if node.kind == "branch":
-            shape.append([node.name, "branch", [[k, _shape(t)] for k, t in node.cases]])
-        else:
-            # a lone function's name is not part of any step path, so not of the shape
-            items = [
-                ["fn", i.name if node.parallel else ""]
-                if isinstance(i, FnItem)
-                else ["pipe", _shape(i.pipeline)]
-                for i in node.items
-            ]
-            shape.append([node.name, node.kind, items])
-    return shape

@@ -1,0 +1,64 @@
+"""Structure of a pipeline as data: step paths, path collisions, the fingerprint's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ._nodes import FnItem, Item, PipeItem
+from .errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from ._builder import Pipeline
+
+
+def check_paths(name: str, items: tuple[Item, ...]) -> None:
+    """Raise if two parallel items of step ``name`` would produce the same step path."""
+    if len(items) == 1:
+        return
+    seen: set[str] = set()
+    for item in items:
+        paths: Iterable[str] = (
+            [item.name] if isinstance(item, FnItem) else item.pipeline.step_paths()
+        )
+        for path in paths:
+            if path in seen:
+                raise PipelineDefinitionError(
+                    f"step {name!r}: two parallel items produce the step path "
+                    f"'{name}/{path}'; rename one of them"
+                )
+            seen.add(path)
+
+
+def walk_paths(pipeline: Pipeline, prefix: str, out: list[str]) -> None:
+    """Append every step path of ``pipeline`` (run order) to ``out``."""
+    for node in pipeline.nodes:
+        path = prefix + node.name
+        if node.kind == "branch":
+            for key, target in node.cases:
+                walk_paths(target, f"{path}/{key}/", out)
+        elif node.kind == "step" and (node.parallel or isinstance(node.items[0], PipeItem)):
+            for item in node.items:
+                if isinstance(item, PipeItem):
+                    walk_paths(item.pipeline, path + "/", out)
+                else:
+                    out.append(f"{path}/{item.name}")
+        out.append(path)
+
+
+def shape(pipeline: Pipeline) -> list[Any]:
+    """The structure as JSON-ready lists: names, kinds, nesting, cases (not code)."""
+    out: list[Any] = []
+    for node in pipeline.nodes:
+        if node.kind == "branch":
+            out.append([node.name, "branch", [[k, shape(t)] for k, t in node.cases]])
+        else:
+            # a lone function's name is not part of any step path, so not of the shape
+            items = [
+                ["fn", i.name if node.parallel else ""]
+                if isinstance(i, FnItem)
+                else ["pipe", shape(i.pipeline)]
+                for i in node.items
+            ]
+            out.append([node.name, node.kind, items])
+    return out
