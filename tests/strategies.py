@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
-from stepkit._values import MAX_INT_DIGITS, register_type
+from stepkit._registry import register_type
+from stepkit._values import MAX_INT_DIGITS
 
 __all__ = ["Box", "Color", "Point", "context_values", "contexts", "json_values", "same"]
 

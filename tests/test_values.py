@@ -21,16 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import Box, Color, Point, context_values, contexts, json_values, same
 
+from stepkit._registry import DEFAULT_REGISTRY, TypeRegistry, register_type
 from stepkit._values import (
-    DEFAULT_REGISTRY,
     MAX_DEPTH,
     MAX_INT_DIGITS,
-    TypeRegistry,
     dumps,
     encode_context,
     from_json,
     loads,
-    register_type,
     to_json,
 )
 from stepkit.errors import CheckpointEncodeError, InvalidArgumentError, InvalidCheckpointError

@@ -10,8 +10,8 @@ import logging
 
 from ._builder import Pipeline
 from ._codec import decode_checkpoint
+from ._registry import TypeRegistry, register_type
 from ._retry import exponential_backoff
-from ._values import TypeRegistry, register_type
 from .errors import (
     CheckpointEncodeError,
     CheckpointError,

@@ -20,7 +20,8 @@ from ._envelope import (
     open_envelope,
     seal,
 )
-from ._values import TypeRegistry, dumps, encode_context, loads, to_json
+from ._registry import TypeRegistry
+from ._values import dumps, encode_context, loads, to_json
 from .errors import CheckpointEncodeError, InvalidCheckpointError
 from .events import Checkpoint
 
