@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 import zlib
@@ -121,7 +120,7 @@ def seal(
         return _b64(document)
     body = bytes((MAGIC, flags)) + payload
     if keys:
-        body += hmac.new(keys[0], body, hashlib.sha256).digest()
+        body += hmac.digest(keys[0], body, "sha256")  # the one-shot C fast path
     return _b64(body)
 
 
@@ -185,9 +184,7 @@ def open_envelope(
         body, tag, payload = raw[:-TAG_SIZE], raw[-TAG_SIZE:], raw[2:-TAG_SIZE]
         if keys:
             # Try every key (no early exit) so timing does not reveal which one matched.
-            matches = [
-                hmac.compare_digest(hmac.new(k, body, hashlib.sha256).digest(), tag) for k in keys
-            ]
+            matches = [hmac.compare_digest(hmac.digest(k, body, "sha256"), tag) for k in keys]
             if not any(matches):
                 raise CheckpointSignatureError(
                     "checkpoint signature does not match any key: tampered, or signed with "
