@@ -107,6 +107,10 @@ def decode_with_keys(
     context = doc.get("context")
     if not isinstance(context, dict) or not all(isinstance(k, str) for k in context):
         raise InvalidCheckpointError("the checkpoint's context is not an object")
+    if "position" not in doc:
+        raise InvalidCheckpointError("the checkpoint has no resume position")
+    if not doc.get("run_id"):
+        raise InvalidCheckpointError("the checkpoint's 'run_id' field is missing or empty")
     return Checkpoint(
         pipeline=_field(doc, "pipeline", str),
         step_name=_field(doc, "step", str, optional=True),

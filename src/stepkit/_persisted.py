@@ -7,7 +7,6 @@ with the store (start or claim the run, load its state) and attach a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -110,7 +109,7 @@ def _start_conversation(
         state = yield from existing_run((yield ("get", (run_id,), {})), run_id)
         if state is not None:
             return _stored_result(pipeline, state)
-    clock = options.get("clock") or time.time
+    clock = store.now  # records carry the store's time, as its claims and purges do
     try:
         yield from _create(pipeline, prepared, store, options, new_owner(), clock)
     except RunConflictError:  # created meanwhile by someone else
@@ -215,7 +214,7 @@ def _resume_conversation(
     override = options.get("override_data")
     _check_override(override)
     fork, recover = bool(options.get("fork")), bool(options.get("recover"))
-    clock = options.get("clock") or time.time
+    clock = store.now  # records carry the store's time, as its claims and purges do
     owner, lease = new_owner(), _seconds(options, "lease")
     state, claimed = yield from claim_and_load(
         pipeline.name,

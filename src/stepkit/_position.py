@@ -83,8 +83,17 @@ def position_of(frame: Frame) -> Any:
     return {"at": name, "items": items}
 
 
-def check_position(pipeline: Pipeline, pos: Any, prefix: str = "") -> None:
-    """Raise unless ``pos`` is a position this pipeline can resume from."""
+def check_position(pipeline: Pipeline, pos: Any) -> None:
+    """Raise unless ``pos`` is a position this pipeline can resume from.
+
+    A step path that is gone is a :class:`CheckpointMismatchError` naming it
+    and listing the pipeline's current steps; anything malformed is an
+    :class:`InvalidCheckpointError`, so that resuming never fails midway.
+    """
+    _check(pipeline, pos, "", pipeline)
+
+
+def _check(pipeline: Pipeline, pos: Any, prefix: str, root: Pipeline) -> None:
     if pos is None:
         return
     if not isinstance(pos, dict):
@@ -96,8 +105,8 @@ def check_position(pipeline: Pipeline, pos: Any, prefix: str = "") -> None:
     if node is None:
         raise CheckpointMismatchError(
             f"the checkpoint's step {prefix + name!r} does not exist in pipeline "
-            f"{pipeline.name!r} any more; its steps are now: "
-            f"{', '.join(pipeline.step_paths()) or '(none)'}"
+            f"{root.name!r} any more; its steps are now: "
+            f"{', '.join(root.step_paths()) or '(none)'}"
         )
     if "done" in pos:
         return
@@ -110,7 +119,7 @@ def check_position(pipeline: Pipeline, pos: Any, prefix: str = "") -> None:
                 f"the checkpoint is inside case {key!r} of branch {prefix + name!r}, "
                 "which the pipeline no longer has"
             )
-        check_position(target, pos.get("in"), f"{path}{key}/")
+        _check(target, pos.get("in"), f"{path}{key}/", root)
     elif node.kind == "step" and len(node.items) > 1:
         items = pos.get("items")
         if not isinstance(items, list) or len(items) != len(node.items):
@@ -118,10 +127,10 @@ def check_position(pipeline: Pipeline, pos: Any, prefix: str = "") -> None:
                 f"the checkpoint is inside parallel step {prefix + name!r}, whose items "
                 "have changed since"
             )
-        for item, saved in zip(node.items, items, strict=False):
-            _check_item(item, saved, path)
+        for item, saved in zip(node.items, items, strict=True):
+            _check_item(item, saved, path, root)
     elif node.kind == "step" and isinstance(node.items[0], PipeItem):
-        check_position(node.items[0].pipeline, pos.get("in"), path)
+        _check(node.items[0].pipeline, pos.get("in"), path, root)
     else:
         raise CheckpointMismatchError(
             f"the checkpoint is inside step {prefix + name!r}, which is no longer a "
@@ -129,15 +138,22 @@ def check_position(pipeline: Pipeline, pos: Any, prefix: str = "") -> None:
         )
 
 
-def _check_item(item: FnItem | PipeItem, saved: Any, path: str) -> None:
+def _str_keys(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and k != "$t" for k in value)
+
+
+def _check_item(item: FnItem | PipeItem, saved: Any, path: str, root: Pipeline) -> None:
     if saved is None:
         return
+    bad = InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
     if not isinstance(saved, dict):
-        raise InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
-    for key, kind in (("out", dict), ("set", dict), ("del", list)):
-        if key in saved and not isinstance(saved[key], kind):
-            raise InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
+        raise bad
+    if any(key in saved and not _str_keys(saved[key]) for key in ("out", "set")):
+        raise bad
+    removed = saved.get("del", [])
+    if not isinstance(removed, list) or not all(isinstance(k, str) for k in removed):
+        raise bad
     if "out" not in saved:
         if isinstance(item, FnItem):
-            raise InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
-        check_position(item.pipeline, saved.get("in"), path)
+            raise bad
+        _check(item.pipeline, saved.get("in"), path, root)

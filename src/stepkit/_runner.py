@@ -25,10 +25,13 @@ from ._nodes import as_hooks
 from ._position import check_position
 from ._state import STOPPED, Gen, Run
 from ._summary import format_summary, summary_logger
+from ._values import encode_context, to_json
 from .errors import (
+    CheckpointEncodeError,
     CheckpointExpiredError,
     CheckpointMismatchError,
     InvalidArgumentError,
+    InvalidCheckpointError,
     PipelineAbortedError,
     StepkitError,
 )
@@ -186,6 +189,11 @@ def _resume(
             f"this checkpoint expired at {cp.expires_at.isoformat()}; start a new run",
             expires_at=cp.expires_at,
         )
+    try:  # what stepkit accepts it must be able to write again (depth, registered types)
+        encode_context(cp.context)
+        to_json(cp.position, path="position")
+    except CheckpointEncodeError as exc:
+        raise InvalidCheckpointError(f"this checkpoint cannot be resumed: {exc}") from exc
     saved = Saved(dict(cp.context), cp.position, cp.step_name, cp.version, cp.fingerprint)
     return prepare_resume(pipeline, saved, override, options, run_id=cp.run_id)
 

@@ -127,6 +127,9 @@ class Store(Protocol):
         ``RunNotFoundError`` if there is no such run; ``[]`` before its first version.
         """
 
+    def now(self) -> float:
+        """The store's clock (epoch seconds): what its records are stamped with."""
+
     def snapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
         """The decoded context of ``run_id`` at ``version`` (default: the latest)."""
 

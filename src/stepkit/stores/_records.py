@@ -161,6 +161,22 @@ def version_problem(version: object) -> str | None:
     if not isinstance(version, VersionRecord):
         return f"expected a VersionRecord, got {type(version).__name__}"
     v = version
+    if (  # the common, valid case in one short-circuiting test (saving a step is hot)
+        type(v.run_id) is str
+        and v.run_id
+        and type(v.version) is int
+        and v.version >= 1
+        and (v.parent is None or (type(v.parent) is int and 1 <= v.parent < v.version))
+        and (v.step_name is None or type(v.step_name) is str)
+        and type(v.changes) is str
+        and type(v.position) is str
+        and (v.snapshot is None or type(v.snapshot) is str)
+        and type(v.removed) is tuple
+        and all(type(k) is str for k in v.removed)
+        and type(v.created_at) in (int, float)
+        and math.isfinite(v.created_at)
+    ):
+        return None
     checks = (
         ("run_id", isinstance(v.run_id, str) and v.run_id != ""),
         ("version", _is_int(v.version) and v.version >= 1),

@@ -24,6 +24,7 @@ from stepkit.errors import (
     RunNotFoundError,
     StoreError,
 )
+from stepkit.stores import _rules
 from stepkit.stores._base import BaseStore, Change
 from stepkit.stores._records import (
     RunRecord,
@@ -39,22 +40,50 @@ __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS stepkit_runs (
     run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
     version INTEGER NOT NULL, step_name TEXT, error TEXT, created_at REAL NOT NULL,
     updated_at REAL NOT NULL, expires_at REAL, owner TEXT, lease_until REAL, meta TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS stepkit_runs_pipeline ON stepkit_runs (pipeline, updated_at);
-CREATE INDEX IF NOT EXISTS stepkit_runs_status ON stepkit_runs (status, updated_at);
-CREATE INDEX IF NOT EXISTS stepkit_runs_updated ON stepkit_runs (updated_at);
+)
+""",
+    """
+CREATE INDEX IF NOT EXISTS stepkit_runs_by_pipeline ON stepkit_runs (pipeline)
+""",
+    """
+CREATE INDEX IF NOT EXISTS stepkit_runs_by_status ON stepkit_runs (status)
+""",
+    """
 CREATE INDEX IF NOT EXISTS stepkit_runs_expires ON stepkit_runs (expires_at)
-    WHERE expires_at IS NOT NULL;
+    WHERE expires_at IS NOT NULL
+""",
+    """
 CREATE TABLE IF NOT EXISTS stepkit_versions (
     run_id TEXT NOT NULL, version INTEGER NOT NULL, parent INTEGER, step_name TEXT,
     changes TEXT NOT NULL, removed TEXT NOT NULL, position TEXT NOT NULL, snapshot TEXT,
-    created_at REAL NOT NULL, PRIMARY KEY (run_id, version)
-);
+    created_at REAL NOT NULL, saved_at REAL, renew_lease REAL, PRIMARY KEY (run_id, version)
+) WITHOUT ROWID
+""",
+    """
+CREATE TRIGGER IF NOT EXISTS stepkit_versions_advance AFTER INSERT ON stepkit_versions
+WHEN NEW.saved_at IS NOT NULL BEGIN
+    UPDATE stepkit_runs SET version = NEW.version, step_name = NEW.step_name,
+        updated_at = NEW.saved_at, lease_until = COALESCE(NEW.renew_lease, lease_until)
+    WHERE run_id = NEW.run_id;
+END
+""",
+)
+# Saving a step (the hot path) is ONE statement: insert the version if the run is at
+# the previous version and held by the owner (the compare-and-set); the trigger above
+# then advances the run (saved_at and renew_lease carry the store's clock and lease).
+# No index covers the columns it changes, so a save writes one run row and one version.
+_APPEND = """
+INSERT INTO stepkit_versions (run_id, version, parent, step_name, changes, removed, position,
+    snapshot, created_at, saved_at, renew_lease)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+WHERE EXISTS (SELECT 1 FROM stepkit_runs
+    WHERE run_id = ?1 AND owner = ?12 AND version = ?2 - 1 AND status = 'running')
 """
 _RUN_COLUMNS = (
     "run_id, pipeline, status, version, step_name, error, created_at, updated_at, "
@@ -241,9 +270,8 @@ class SQLiteStore(BaseStore):
 
     @staticmethod
     def _create_schema(db: sqlite3.Connection) -> None:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        for statement in _SCHEMA:
+            db.execute(statement)
 
     def _close(self) -> None:
         with self._handles_lock:
@@ -309,6 +337,37 @@ class SQLiteStore(BaseStore):
             return new
 
         return self._transaction(body)
+
+    def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
+        """One conditional INSERT, committed on its own (see ``_APPEND``)."""
+        v = version
+
+        def attempt() -> int:
+            with self._connection() as db:
+                now = self._clock()
+                params = (
+                    v.run_id,
+                    v.version,
+                    v.parent,
+                    v.step_name,
+                    v.changes,
+                    json.dumps(v.removed) if v.removed else "[]",
+                    v.position,
+                    v.snapshot,
+                    v.created_at,
+                    now,
+                    None if lease is None else now + lease,
+                    owner,
+                )
+                return int(db.execute(_APPEND, params).rowcount)
+
+        if self._retry(attempt) == 1:
+            return
+        record = self._get(v.run_id)  # say precisely why, with the shared rule
+        if record is None:
+            raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
+        _rules.append(record, self._clock(), version=v, owner=owner, lease=lease)
+        raise RunConflictError(f"run {v.run_id!r} changed concurrently", run_id=v.run_id)
 
     def _get(self, run_id: str) -> RunRecord | None:
         def body(db: sqlite3.Connection) -> RunRecord | None:
