@@ -25,7 +25,8 @@ def best_of(fn: Callable[[], object], *, repeat: int = 7, number: int = 200) -> 
 
 
 def machine() -> str:
-    return f"Python {platform.python_version()} ({platform.python_implementation()}), {platform.machine()}"
+    implementation = platform.python_implementation()
+    return f"Python {platform.python_version()} ({implementation}), {platform.machine()}"
 
 
 def write_section(name: str, markdown: str) -> None:

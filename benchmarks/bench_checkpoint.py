@@ -46,7 +46,9 @@ def main() -> None:
         ("signed and compressed (default)", normalize_keys(SECRET), 1024),
     ):
         m = meta(keys, threshold)
-        seconds = best_of(lambda m=m: encode_checkpoint(m, POSITION, "generate", CONTEXT), number=2000)
+        seconds = best_of(
+            lambda m=m: encode_checkpoint(m, POSITION, "generate", CONTEXT), number=2000
+        )
         length = len(encode_checkpoint(m, POSITION, "generate", CONTEXT))
         rows.append((label, seconds, length))
     # signing on its own: the same document sealed with and without a key
@@ -58,7 +60,9 @@ def main() -> None:
     signed_seal = best_of(lambda: seal(document, keys=keys, compress_threshold=None), number=20000)
     signed_extra = signed_seal - plain_seal
     token = seal(document, keys=keys, compress_threshold=None)
-    plain_open = best_of(lambda: open_envelope(seal(document, compress_threshold=None)), number=5000)
+    plain_open = best_of(
+        lambda: open_envelope(seal(document, compress_threshold=None)), number=5000
+    )
     verify = best_of(lambda: open_envelope(token, keys=keys), number=5000)
 
     pipeline = Pipeline("reply", secret=SECRET).step("generate", lambda ctx: None)

@@ -82,12 +82,13 @@ def test_show(workspace):
     assert code == 0
     assert "status:      paused" in out
     assert "step:        a" in out
-    assert "  x: 1" in out and "  a: 1" in out
+    assert "  x: 1" in out
+    assert "  a: 1" in out
 
 
 def test_history(workspace):
     """history lists versions with parents, changed and removed keys."""
-    code, out = run("runs", "--store", workspace, "history", "done-1")
+    _code, out = run("runs", "--store", workspace, "history", "done-1")
     rows = [line.split() for line in out.splitlines()[1:]]
     assert [r[:5] for r in rows] == [
         ["1", "-", "(start)", "-", "-"],
