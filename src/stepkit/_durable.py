@@ -128,7 +128,11 @@ class Persister:
     ) -> VersionRecord:
         ctx = self.run.ctx
         changes = dumps(encode_context({k: ctx[k] for k in keys if k in ctx}))
-        position = dumps(to_json(position_of(self.run.root), path="position"))
+        root = self.run.root
+        if root.child is None and root.done is not None:  # the common case, without a tree walk
+            position = '{"done":' + dumps(root.done) + "}"
+        else:
+            position = dumps(to_json(position_of(root), path="position"))
         self.since += len(changes) + len(position)
         self.since_count += 1
         snapshot = None
