@@ -28,6 +28,7 @@ from .errors import (
     StoreError,
 )
 from .stores import RunRecord, VersionRecord, rebuild
+from .stores._base import BaseStore
 
 StoreOp = tuple[str, tuple[Any, ...], dict[str, Any]]
 StoreGen = Generator[StoreOp, Any, Any]
@@ -155,7 +156,11 @@ class Persister:
 
     def save(self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]) -> None:
         record = self._next(step_name, keys, removed)
-        self.store.append(record, owner=self.owner, lease=self.lease)
+        store = self.store
+        if isinstance(store, BaseStore):  # our own stores: skip re-validating our record
+            store.save_step(record, self.owner, self.lease)
+        else:
+            store.append(record, owner=self.owner, lease=self.lease)
         self.version = self.parent = record.version
 
     async def asave(self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]) -> None:
@@ -164,7 +169,11 @@ class Persister:
             self._alock = asyncio.Lock()
         async with self._alock:
             record = self._next(step_name, keys, removed)
-            await self.store.aappend(record, owner=self.owner, lease=self.lease)
+            store = self.store
+            if isinstance(store, BaseStore):
+                await store.asave_step(record, self.owner, self.lease)
+            else:
+                await store.aappend(record, owner=self.owner, lease=self.lease)
             self.version = self.parent = record.version
 
 

@@ -89,6 +89,21 @@ class BaseStore:
     def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
         raise NotImplementedError
 
+    def save_step(self, version: VersionRecord, owner: str, lease: float | None = None) -> None:
+        """:meth:`append` for records stepkit built itself: the same, minus re-validation.
+
+        The durable-run engine calls this once per step; it is not part of the
+        :class:`Store` protocol (other stores get :meth:`append`).
+        """
+        with self._guard("append"):
+            self._append(version, owner, lease)
+
+    async def asave_step(
+        self, version: VersionRecord, owner: str, lease: float | None = None
+    ) -> None:
+        """Async :meth:`save_step`."""
+        return await self._acall(self.save_step, version, owner, lease)
+
     def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
         """Append ``version`` under the claim of ``owner`` (the hot path; override to speed up)."""
         change = functools.partial(_rules.append, version=version, owner=owner, lease=lease)

@@ -361,7 +361,13 @@ class SQLiteStore(BaseStore):
                 )
                 return int(db.execute(_APPEND, params).rowcount)
 
-        if self._retry(attempt) == 1:
+        try:  # the common case first, without the retry machinery
+            inserted = attempt()
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise
+            inserted = self._retry(attempt)
+        if inserted == 1:
             return
         record = self._get(v.run_id)  # say precisely why, with the shared rule
         if record is None:
