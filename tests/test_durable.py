@@ -22,24 +22,12 @@ from stepkit import (
 )
 from stepkit._durable import SNAPSHOT_EVERY
 from stepkit.stores import FileStore, MemoryStore, SQLiteStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["memory", "file", "sqlite"])
-def clock() -> Clock:
-    return Clock()
+from stepkit.testing import FakeClock
 
 
 @pytest.fixture(params=["memory", "file", "sqlite"])
 def store(request, tmp_path):
-    clock = Clock()
+    clock = FakeClock(1_900_000_000.0)
     made = {
         "memory": lambda: MemoryStore(clock=clock),
         "file": lambda: FileStore(tmp_path / "runs", clock=clock),
@@ -78,6 +66,18 @@ def approval(send: Sent | None = None) -> Pipeline:
 
 def pause_at(step: str) -> Recorder:
     return Recorder(stop_at=step)
+
+
+def start_paused(runner, store, *, send=None, run_id="r", at="review", **options):
+    """Start the approval run and leave it paused after step ``at``."""
+    return runner.run(
+        approval(send),
+        {"body": "hi"},
+        store=store,
+        run_id=run_id,
+        on_step_complete=pause_at(at),
+        **options,
+    )
 
 
 class TestPersisting:
@@ -148,13 +148,7 @@ class TestResume:
     def test_resume_a_paused_run(self, runner, store):
         """resume() continues after the last persisted step with the override."""
         send = Sent()
-        runner.run(
-            approval(send),
-            {"body": "hi"},
-            store=store,
-            run_id="r",
-            on_step_complete=pause_at("review"),
-        )
+        start_paused(runner, store, send=send)
         result = resume(runner, approval(send), "r", store=store, override_data={"approved": True})
         assert result == {"body": "hi", "reply": "HI", "approved": True, "sent": True}
         assert send.calls == 1
@@ -163,13 +157,7 @@ class TestResume:
     def test_resuming_a_completed_run_returns_the_stored_result(self, runner, store):
         """A second resume of the same pause runs nothing and returns the stored result."""
         send = Sent()
-        runner.run(
-            approval(send),
-            {"body": "hi"},
-            store=store,
-            run_id="r",
-            on_step_complete=pause_at("review"),
-        )
+        start_paused(runner, store, send=send)
         first = resume(runner, approval(send), "r", store=store, override_data={"approved": True})
         again = resume(runner, approval(send), "r", store=store, override_data={"approved": False})
         assert dict(again) == dict(first)
@@ -192,13 +180,7 @@ class TestResume:
 
     def test_running_run_needs_recover(self, runner, store):
         """A run left running is taken over only with recover=True."""
-        runner.run(
-            approval(),
-            {"body": "hi"},
-            store=store,
-            run_id="r",
-            on_step_complete=pause_at("generate"),
-        )
+        start_paused(runner, store, at="generate")
         store.claim("r", owner="a-process-that-died")
         with pytest.raises(RunConflictError, match="recover=True"):
             resume(runner, approval(), "r", store=store)
@@ -207,13 +189,7 @@ class TestResume:
 
     def test_expired_lease_makes_a_running_run_resumable(self, runner, store):
         """With a lease, a crashed run becomes resumable once the lease has expired."""
-        runner.run(
-            approval(),
-            {"body": "hi"},
-            store=store,
-            run_id="r",
-            on_step_complete=pause_at("generate"),
-        )
+        start_paused(runner, store, at="generate")
         store.claim("r", owner="dead", lease=30)
         with pytest.raises(RunConflictError):
             resume(runner, approval(), "r", store=store)
@@ -227,13 +203,7 @@ class TestResume:
         again = runner.run(approval(send), {"body": "other"}, store=store, run_id="done")
         assert dict(again) == dict(first)
         assert send.calls == 1
-        runner.run(
-            approval(),
-            {"body": "hi"},
-            store=store,
-            run_id="half",
-            on_step_complete=pause_at("review"),
-        )
+        start_paused(runner, store, run_id="half")
         with pytest.raises(RunConflictError, match="resume it"):
             runner.run(approval(), {"body": "hi"}, store=store, run_id="half")
 
@@ -299,13 +269,7 @@ class TestHistory:
     def test_time_travel(self, runner, store):
         """resume(version=v) continues from an earlier version; versions stay monotonic."""
         send = Sent()
-        runner.run(
-            approval(send),
-            {"body": "hi"},
-            store=store,
-            run_id="r",
-            on_step_complete=pause_at("review"),
-        )
+        start_paused(runner, store, send=send)
         result = resume(
             runner, approval(send), "r", store=store, version=2, override_data={"body": "x"}
         )
@@ -376,14 +340,7 @@ def test_large_context_small_changes_write_little(tmp_path):
 class TestExpiry:
     def test_expired_run_cannot_be_resumed_and_is_purged(self, runner, store):
         """ttl= makes a run expire: no resume, and purge() deletes it."""
-        runner.run(
-            approval(),
-            {"body": "hi"},
-            store=store,
-            run_id="r",
-            ttl=60,
-            on_step_complete=pause_at("review"),
-        )
+        start_paused(runner, store, ttl=60)
         store.test_clock.now += 61
         with pytest.raises(RunExpiredError):
             resume(runner, approval(), "r", store=store)

@@ -21,16 +21,7 @@ from stepkit import (
     decode_checkpoint,
     exponential_backoff,
 )
-
-
-class FakeSleep:
-    """Records requested delays instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
+from stepkit.testing import FakeSleep
 
 
 def failing(times: int, exc: type[Exception] = ConnectionError, out=None):

@@ -22,6 +22,7 @@ from stepkit import (
     PipelineDefinitionError,
     decode_checkpoint,
 )
+from stepkit.testing import FakeClock
 
 OLD, NEW, OTHER = "old-secret-0123456789", "new-secret-0123456789", "other-secret-01234567"
 
@@ -120,14 +121,6 @@ class TestSigning:
 class _SyncRunner:
     def run(self, pipeline, input=None, **kw):
         return pipeline.run(input, **kw)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestExpiry:

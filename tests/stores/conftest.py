@@ -11,25 +11,13 @@ import pytest
 
 from stepkit.stores import FileStore, MemoryStore, SQLiteStore
 from stepkit.stores._base import BaseStore
+from stepkit.testing import FakeClock
 
 BACKENDS: dict[str, Callable[[Path, Callable[[], float]], BaseStore]] = {
     "memory": lambda path, clock: MemoryStore(clock=clock),
     "file": lambda path, clock: FileStore(path / "runs", clock=clock),
     "sqlite": lambda path, clock: SQLiteStore(path / "runs.db", clock=clock),
 }
-
-
-class FakeClock:
-    """A store clock that moves only when told to."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Api:
