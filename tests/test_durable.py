@@ -346,3 +346,11 @@ class TestExpiry:
             resume(runner, approval(), "r", store=store)
         assert store.purge() == 1
         assert store.get("r") is None
+
+
+def test_run_id_of_another_pipeline_is_a_conflict(runner, store):
+    """run(run_id=X) refuses an X used by another pipeline, even if completed."""
+    runner.run(approval(), {"body": "hi"}, store=store, run_id="shared")
+    other = Pipeline("other").step("s", lambda ctx: {"s": 1})
+    with pytest.raises(RunConflictError, match="pipeline 'approval'"):
+        runner.run(other, {}, store=store, run_id="shared")

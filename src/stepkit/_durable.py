@@ -228,10 +228,16 @@ def new_owner() -> str:
     return uuid.uuid4().hex
 
 
-def existing_run(record: RunRecord | None, run_id: str) -> StoreGen:
+def existing_run(record: RunRecord | None, run_id: str, pipeline: str) -> StoreGen:
     """``run(run_id=X)`` for an X that exists: its stored result if completed."""
     if record is None:
         return None
+    if record.pipeline != pipeline:
+        raise RunConflictError(
+            f"run id {run_id!r} is already used by a run of pipeline {record.pipeline!r}; "
+            "choose another run_id",
+            run_id=run_id,
+        )
     if record.status != "completed":
         raise RunConflictError(
             f"run {run_id!r} already exists and is {record.status}; resume it with "

@@ -106,14 +106,14 @@ def _start_conversation(
     run = prepared.run
     run_id = run.run_id
     if "run_id" in options:
-        state = yield from existing_run((yield ("get", (run_id,), {})), run_id)
+        state = yield from existing_run((yield ("get", (run_id,), {})), run_id, pipeline.name)
         if state is not None:
             return _stored_result(pipeline, state)
     clock = store.now  # records carry the store's time, as its claims and purges do
     try:
         yield from _create(pipeline, prepared, store, options, new_owner(), clock)
     except RunConflictError:  # created meanwhile by someone else
-        state = yield from existing_run((yield ("get", (run_id,), {})), run_id)
+        state = yield from existing_run((yield ("get", (run_id,), {})), run_id, pipeline.name)
         if state is None:
             raise
         return _stored_result(pipeline, state)
