@@ -386,10 +386,16 @@ class TestResume:
         rec = Recorder(stop_at="par/l1")
         stopped = runner.run(p, on_step_complete=rec)
         assert stopped.status == "stopped"
+        # siblings already running finish their step; result.checkpoint keeps them
         calls.clear()
-        result = runner.resume(p, rec.checkpoints["par/l1"])
+        result = runner.resume(p, stopped.checkpoint)
         assert result == {"l1": 1, "l2": 2, "r1": 3, "f": 4}
-        assert sorted(calls) == ["f", "l2"]
+        assert calls == ["l2"]
+        # the stop event's own checkpoint is as of that moment: never l1 again
+        calls.clear()
+        assert runner.resume(p, rec.checkpoints["par/l1"]) == dict(result)
+        assert "l1" not in calls
+        assert "l2" in calls
 
     def test_checkpoint_of_another_pipeline_is_rejected(self, runner):
         """Resuming another pipeline's checkpoint is a CheckpointMismatchError."""
