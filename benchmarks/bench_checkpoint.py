@@ -11,23 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from _report import best_of, emit, machine
+from _report import SAMPLE_CONTEXT, best_of, emit, machine
 
 from stepkit import Pipeline, StepEvent
 from stepkit._codec import Meta, encode_checkpoint
 from stepkit._envelope import normalize_keys, open_envelope, seal
 from stepkit._values import dumps, encode_context
 
-# a realistic ~1 KB context: an approval request
-CONTEXT: dict[str, Any] = {
-    "request_id": "req-8f14e45fceea167a5a36dedd4bea2543",
-    "customer": {"id": 48213, "name": "Ada Lovelace", "email": "ada@example.com", "tier": "gold"},
-    "body": "My order 1234 has not arrived and the tracking page shows no movement since "
-    "Tuesday. Could you check with the carrier and let me know what is going on? " * 4,
-    "reply": "Thanks for writing. We have contacted the carrier and will update you within a day.",
-    "tags": ["shipping", "delayed", "priority"],
-    "scores": {"sentiment": -0.42, "urgency": 0.81, "confidence": 0.93},
-}
+CONTEXT: dict[str, Any] = SAMPLE_CONTEXT
 SIZE = len(json.dumps(CONTEXT))
 SECRET = "a-32-byte-secret-for-the-benchmark!!"
 POSITION = {"done": "generate"}

