@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ._decode import loads
 from ._envelope import (
     DEFAULT_COMPRESS_THRESHOLD,
     normalize_keys,
@@ -21,7 +22,7 @@ from ._envelope import (
     seal,
 )
 from ._registry import TypeRegistry
-from ._values import dumps, encode_context, loads, to_json
+from ._values import dumps, encode_context, to_json
 from .errors import CheckpointEncodeError, InvalidCheckpointError
 from .events import Checkpoint
 

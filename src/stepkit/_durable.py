@@ -16,9 +16,10 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._decode import from_json, loads
 from ._position import position_of
 from ._state import Run
-from ._values import dumps, encode_context, from_json, loads, to_json
+from ._values import dumps, encode_context, to_json
 from .errors import (
     CheckpointMismatchError,
     InvalidArgumentError,
