@@ -1,8 +1,7 @@
-"""Tagged-value JSON codec for checkpoint contexts.
+"""Encoding checkpoint contexts as tagged-value JSON (decoding is in :mod:`stepkit._decode`).
 
 JSON types pass through unchanged; other supported values become ``{"$t": tag, "v": payload}``
-dicts. Decoding treats its input as untrusted: it never imports, evaluates or unpickles
-anything, and creates user types only through a :class:`TypeRegistry`.
+dicts; anything else is a :class:`CheckpointEncodeError` naming its key path.
 """
 
 from __future__ import annotations
