@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from stepkit.errors import (
     InvalidArgumentError,
@@ -30,109 +30,24 @@ from stepkit.stores._records import (
     RunRecord,
     VersionRecord,
     check_seconds,
-    run_problem,
     run_to_json,
-    version_problem,
 )
 from stepkit.stores._rules import PurgeRule
+from stepkit.stores._sqlite_sql import (
+    APPEND,
+    CHAIN,
+    RUN_COLUMNS,
+    SCHEMA,
+    VERSION_COLUMNS,
+    VERSION_FIELDS,
+    is_busy,
+    run_row,
+    version_row,
+)
 
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
-
-_SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS stepkit_runs (
-    run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
-    version INTEGER NOT NULL, step_name TEXT, error TEXT, created_at REAL NOT NULL,
-    updated_at REAL NOT NULL, expires_at REAL, owner TEXT, lease_until REAL, meta TEXT NOT NULL
-)
-""",
-    """
-CREATE INDEX IF NOT EXISTS stepkit_runs_by_pipeline ON stepkit_runs (pipeline)
-""",
-    """
-CREATE INDEX IF NOT EXISTS stepkit_runs_by_status ON stepkit_runs (status)
-""",
-    """
-CREATE INDEX IF NOT EXISTS stepkit_runs_expires ON stepkit_runs (expires_at)
-    WHERE expires_at IS NOT NULL
-""",
-    """
-CREATE TABLE IF NOT EXISTS stepkit_versions (
-    run_id TEXT NOT NULL, version INTEGER NOT NULL, parent INTEGER, step_name TEXT,
-    changes TEXT NOT NULL, removed TEXT NOT NULL, position TEXT NOT NULL, snapshot TEXT,
-    created_at REAL NOT NULL, saved_at REAL, renew_lease REAL, PRIMARY KEY (run_id, version)
-) WITHOUT ROWID
-""",
-    """
-CREATE TRIGGER IF NOT EXISTS stepkit_versions_advance AFTER INSERT ON stepkit_versions
-WHEN NEW.saved_at IS NOT NULL BEGIN
-    UPDATE stepkit_runs SET version = NEW.version, step_name = NEW.step_name,
-        updated_at = NEW.saved_at, lease_until = COALESCE(NEW.renew_lease, lease_until)
-    WHERE run_id = NEW.run_id;
-END
-""",
-)
-# Saving a step (the hot path) is ONE statement: insert the version if the run is at
-# the previous version and held by the owner (the compare-and-set); the trigger above
-# then advances the run (saved_at and renew_lease carry the store's clock and lease).
-# No index covers the columns it changes, so a save writes one run row and one version.
-_APPEND = """
-INSERT INTO stepkit_versions (run_id, version, parent, step_name, changes, removed, position,
-    snapshot, created_at, saved_at, renew_lease)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
-WHERE EXISTS (SELECT 1 FROM stepkit_runs
-    WHERE run_id = ?1 AND owner = ?12 AND version = ?2 - 1 AND status = 'running')
-"""
-_RUN_COLUMNS = (
-    "run_id, pipeline, status, version, step_name, error, created_at, updated_at, "
-    "expires_at, owner, lease_until, meta"
-)
-_VERSION_COLUMNS = "run_id, version, parent, step_name, changes, removed, position"
-_VERSION_FIELDS = (*_VERSION_COLUMNS.split(", "), "snapshot", "created_at")
-# Walk parent links from the wanted version down to the nearest snapshot (or root).
-# UNION, not UNION ALL: a corrupt cyclic parent link ends the walk instead of looping.
-_CHAIN = f"""
-WITH RECURSIVE chain(v) AS (
-    SELECT ?2
-    UNION
-    SELECT x.parent FROM stepkit_versions AS x JOIN chain ON x.run_id = ?1 AND x.version = chain.v
-    WHERE x.snapshot IS NULL AND x.parent IS NOT NULL
-)
-SELECT {_VERSION_COLUMNS}, snapshot, created_at FROM stepkit_versions
-WHERE run_id = ?1 AND version IN (SELECT v FROM chain) ORDER BY version
-"""
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    message = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message)
-
-
-def _run(row: tuple[Any, ...]) -> RunRecord:
-    record = RunRecord(*row)
-    problem = run_problem(record)
-    if problem is not None:
-        raise StoreError(f"corrupt row in stepkit_runs: {problem}")
-    return record
-
-
-def _version(row: tuple[Any, ...]) -> VersionRecord:
-    run_id, version, parent, step_name, changes, removed, position, snapshot, created = row
-    try:
-        names = json.loads(removed)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise StoreError(f"corrupt row in stepkit_versions: removed={removed!r}") from exc
-    if not isinstance(names, builtins.list):
-        raise StoreError(f"corrupt row in stepkit_versions: removed={removed!r}")
-    record = VersionRecord(
-        run_id, version, parent, step_name, changes, tuple(names), position, snapshot, created
-    )
-    problem = version_problem(record)
-    if problem is not None:
-        raise StoreError(f"corrupt row in stepkit_versions: {problem}")
-    return record
 
 
 class _Handle:
@@ -246,7 +161,7 @@ class SQLiteStore(BaseStore):
             try:
                 return attempt()
             except sqlite3.Error as exc:
-                if not _is_busy(exc) or time.monotonic() >= deadline:
+                if not is_busy(exc) or time.monotonic() >= deadline:
                     raise
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.1)
@@ -270,7 +185,7 @@ class SQLiteStore(BaseStore):
 
     @staticmethod
     def _create_schema(db: sqlite3.Connection) -> None:
-        for statement in _SCHEMA:
+        for statement in SCHEMA:
             db.execute(statement)
 
     def _close(self) -> None:
@@ -284,24 +199,24 @@ class SQLiteStore(BaseStore):
     @staticmethod
     def _row(db: sqlite3.Connection, run_id: str) -> RunRecord | None:
         row = db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM stepkit_runs WHERE run_id = ?", (run_id,)
+            f"SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE run_id = ?", (run_id,)
         ).fetchone()
-        return None if row is None else _run(row)
+        return None if row is None else run_row(row)
 
     @staticmethod
     def _insert_version(db: sqlite3.Connection, v: VersionRecord) -> None:
-        params = {name: getattr(v, name) for name in _VERSION_FIELDS}
+        params = {name: getattr(v, name) for name in VERSION_FIELDS}
         db.execute(
-            f"INSERT INTO stepkit_versions ({', '.join(_VERSION_FIELDS)}) "
-            f"VALUES ({', '.join(':' + name for name in _VERSION_FIELDS)})",
+            f"INSERT INTO stepkit_versions ({', '.join(VERSION_FIELDS)}) "
+            f"VALUES ({', '.join(':' + name for name in VERSION_FIELDS)})",
             {**params, "removed": json.dumps(v.removed)},
         )
 
     def _insert(self, record: RunRecord, first: VersionRecord | None) -> None:
         def body(db: sqlite3.Connection) -> None:
             inserted = db.execute(
-                f"INSERT OR IGNORE INTO stepkit_runs ({_RUN_COLUMNS}) VALUES "
-                f"({', '.join(':' + name for name in _RUN_COLUMNS.split(', '))})",
+                f"INSERT OR IGNORE INTO stepkit_runs ({RUN_COLUMNS}) VALUES "
+                f"({', '.join(':' + name for name in RUN_COLUMNS.split(', '))})",
                 run_to_json(record),
             ).rowcount
             if inserted != 1:
@@ -339,7 +254,7 @@ class SQLiteStore(BaseStore):
         return self._transaction(body)
 
     def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
-        """One conditional INSERT, committed on its own (see ``_APPEND``)."""
+        """One conditional INSERT, committed on its own (see ``APPEND``)."""
         v = version
 
         def attempt() -> int:
@@ -359,12 +274,12 @@ class SQLiteStore(BaseStore):
                     None if lease is None else now + lease,
                     owner,
                 )
-                return int(db.execute(_APPEND, params).rowcount)
+                return int(db.execute(APPEND, params).rowcount)
 
         try:  # the common case first, without the retry machinery
             inserted = attempt()
         except sqlite3.Error as exc:
-            if not _is_busy(exc):
+            if not is_busy(exc):
                 raise
             inserted = self._retry(attempt)
         if inserted == 1:
@@ -401,14 +316,14 @@ class SQLiteStore(BaseStore):
         if status is not None:
             where.append("status = ?")
             params.append(status)
-        sql = f"SELECT {_RUN_COLUMNS} FROM stepkit_runs"
+        sql = f"SELECT {RUN_COLUMNS} FROM stepkit_runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY updated_at DESC, run_id DESC LIMIT ?"
         params.append(-1 if limit is None else limit)  # LIMIT -1: no limit
 
         def body(db: sqlite3.Connection) -> builtins.list[RunRecord]:
-            return [_run(row) for row in db.execute(sql, params)]
+            return [run_row(row) for row in db.execute(sql, params)]
 
         return self._read(body)
 
@@ -426,11 +341,11 @@ class SQLiteStore(BaseStore):
             expired_before = now if rule.expired else float("-inf")
             stale_before = float("-inf") if rule.older_than is None else now - rule.older_than
             rows = db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ? "
-                f"UNION SELECT {_RUN_COLUMNS} FROM stepkit_runs WHERE updated_at < ?",
+                f"SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ? "
+                f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE updated_at < ?",
                 (expired_before, stale_before),
             ).fetchall()
-            doomed = [(r.run_id,) for r in map(_run, rows) if rule.matches(r, now)]
+            doomed = [(r.run_id,) for r in map(run_row, rows) if rule.matches(r, now)]
             db.executemany("DELETE FROM stepkit_versions WHERE run_id = ?", doomed)
             db.executemany("DELETE FROM stepkit_runs WHERE run_id = ?", doomed)
             return len(doomed)
@@ -445,7 +360,7 @@ class SQLiteStore(BaseStore):
             target = record.version if upto is None else upto
             if not 1 <= target <= record.version:
                 raise RunNotFoundError(f"run {run_id!r} has no version {target}", run_id=run_id)
-            return target, [_version(row) for row in db.execute(_CHAIN, (run_id, target))]
+            return target, [version_row(row) for row in db.execute(CHAIN, (run_id, target))]
 
         target, chain = self._transaction(body, write=False)
         return self._checked_chain(run_id, target, chain)
@@ -455,10 +370,10 @@ class SQLiteStore(BaseStore):
             if self._row(db, run_id) is None:
                 return None
             rows = db.execute(
-                f"SELECT {_VERSION_COLUMNS}, NULL, created_at FROM stepkit_versions "
+                f"SELECT {VERSION_COLUMNS}, NULL, created_at FROM stepkit_versions "
                 "WHERE run_id = ? ORDER BY version",
                 (run_id,),
             )
-            return [_version(row) for row in rows]
+            return [version_row(row) for row in rows]
 
         return self._transaction(body, write=False)
