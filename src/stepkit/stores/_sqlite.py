@@ -257,27 +257,34 @@ class SQLiteStore(BaseStore):
         """One conditional INSERT, committed on its own (see ``APPEND``)."""
         v = version
 
+        def execute(db: sqlite3.Connection) -> int:
+            now = self._clock()
+            params = (
+                v.run_id,
+                v.version,
+                v.parent,
+                v.step_name,
+                v.changes,
+                json.dumps(v.removed) if v.removed else "[]",
+                v.position,
+                v.snapshot,
+                v.created_at,
+                now,
+                None if lease is None else now + lease,
+                owner,
+            )
+            return int(db.execute(APPEND, params).rowcount)
+
         def attempt() -> int:
             with self._connection() as db:
-                now = self._clock()
-                params = (
-                    v.run_id,
-                    v.version,
-                    v.parent,
-                    v.step_name,
-                    v.changes,
-                    json.dumps(v.removed) if v.removed else "[]",
-                    v.position,
-                    v.snapshot,
-                    v.created_at,
-                    now,
-                    None if lease is None else now + lease,
-                    owner,
-                )
-                return int(db.execute(APPEND, params).rowcount)
+                return execute(db)
 
-        try:  # the common case first, without the retry machinery
-            inserted = attempt()
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        try:  # the common case first: this thread's open connection, no retry machinery
+            if handle is not None and self._shared_lock is None and self._pid == os.getpid():
+                inserted = execute(handle.db)
+            else:
+                inserted = attempt()
         except sqlite3.Error as exc:
             if not is_busy(exc):
                 raise
