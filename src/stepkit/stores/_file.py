@@ -18,13 +18,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
 
 from stepkit.errors import RunConflictError, RunNotFoundError, StoreError
 from stepkit.stores._base import BaseStore, Change
 from stepkit.stores._records import (
     RunRecord,
     VersionRecord,
+    load_object,
     run_from_json,
     run_to_json,
     version_problem,
@@ -39,16 +39,6 @@ __all__ = ["FileStore"]
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-.")
 _VERSION_FILE = re.compile(r"^(\d{12})\.json$")
 _STALE_TEMP_SECONDS = 3600.0
-
-
-def _load(data: bytes, where: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise StoreError(f"corrupt file {where}: not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise StoreError(f"corrupt file {where}: expected a JSON object")
-    return value
 
 
 def _read(path: str) -> bytes | None:
@@ -168,7 +158,7 @@ class FileStore(BaseStore):
         data = _read(path)
         if data is None:
             return None
-        record = run_from_json(_load(data, path), path)
+        record = run_from_json(load_object(data, path), path)
         if self._dir(record.run_id) != run_dir or (run_id is not None and record.run_id != run_id):
             raise StoreError(f"corrupt file {path}: it holds run {record.run_id!r}")
         return record
@@ -198,7 +188,7 @@ class FileStore(BaseStore):
         raw = _read(path)
         if raw is None:
             return None
-        data = _load(raw, path)
+        data = load_object(raw, path)
         try:
             removed = data["removed"]
             text: str | None = None

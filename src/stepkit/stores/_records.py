@@ -200,9 +200,11 @@ def version_problem(version: object) -> str | None:
     return None
 
 
-def _load_object(text: str, what: str) -> dict[str, Any]:
-    # Store contents are untrusted: malformed text is a StoreError, never a raw
-    # JSONDecodeError or RecursionError.
+def load_object(text: str | bytes, what: str) -> dict[str, Any]:
+    """Parse a stored JSON object; malformed contents are a StoreError.
+
+    Store contents are untrusted: never a raw JSONDecodeError or RecursionError.
+    """
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -242,9 +244,9 @@ def rebuild(versions: Sequence[VersionRecord]) -> tuple[dict[str, Any], VersionR
                 f"version {previous.version}"
             )
         if record.snapshot is not None:
-            context = _load_object(record.snapshot, f"snapshot of {label}")
+            context = load_object(record.snapshot, f"snapshot of {label}")
         else:
-            context.update(_load_object(record.changes, f"changes of {label}"))
+            context.update(load_object(record.changes, f"changes of {label}"))
             for key in record.removed:
                 context.pop(key, None)
         previous = record
