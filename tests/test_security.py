@@ -104,6 +104,21 @@ class TestSigning:
                 pipeline.run_checkpoint(mutated)
         assert send.calls == 0
 
+    def test_every_single_byte_mutation_is_rejected(self):
+        """Flipping bits of any byte of a signed checkpoint is detected; nothing runs."""
+        send = Counter()
+        pipeline = flow(NEW, send)
+        cp = paused(pipeline, _SyncRunner())
+        raw = base64.urlsafe_b64decode(cp + "=" * (-len(cp) % 4))
+        for i in range(len(raw)):
+            for mask in (0x01, 0x80, 0xFF):
+                mutated = bytearray(raw)
+                mutated[i] ^= mask
+                text = base64.urlsafe_b64encode(bytes(mutated)).decode().rstrip("=")
+                with pytest.raises(CheckpointError):
+                    pipeline.run_checkpoint(text)
+        assert send.calls == 0
+
     def test_every_truncation_is_rejected(self):
         """Every prefix of a signed checkpoint is rejected."""
         pipeline = flow(NEW)
