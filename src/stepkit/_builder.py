@@ -76,7 +76,7 @@ class Pipeline:
     _nodes: tuple[Node, ...]
     _options: Mapping[str, Any]
     _fingerprint: str | None
-    _compiled: tuple[Policy, ...] | None
+    _compiled: tuple[tuple[Policy, ...], tuple[Callable[..., Any] | None, ...]] | None
 
     def __init__(self, name: str = "pipeline", **options: Any) -> None:
         check_name(name, "pipeline name")
@@ -288,10 +288,32 @@ class Pipeline:
 
     def policies(self) -> tuple[Policy, ...]:
         """The resolved policy of each top-level node (cached)."""
+        return self._compile()[0]
+
+    def plain_steps(self) -> tuple[Callable[..., Any] | None, ...]:
+        """Per node, its function if it is a plain step (one function, no policy), else None.
+
+        The engine runs those on a short path; decided once, here, not per step.
+        """
+        return self._compile()[1]
+
+    def _compile(self) -> tuple[tuple[Policy, ...], tuple[Callable[..., Any] | None, ...]]:
         if self._compiled is None:
             defaults = {k: self._options[k] for k in _POLICY_DEFAULTS if k in self._options}
-            compiled = tuple(resolve_policy(defaults, n.options) for n in self._nodes)
-            object.__setattr__(self, "_compiled", compiled)
+            policies = tuple(resolve_policy(defaults, n.options) for n in self._nodes)
+            plain = tuple(
+                n.items[0].fn
+                if n.kind == "step"
+                and len(n.items) == 1
+                and isinstance(n.items[0], FnItem)
+                and p.when is None
+                and not p.retries
+                and p.timeout is None
+                and p.merge == "override"
+                else None
+                for n, p in zip(self._nodes, policies, strict=True)
+            )
+            object.__setattr__(self, "_compiled", (policies, plain))
         assert self._compiled is not None
         return self._compiled
 

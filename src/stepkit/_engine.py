@@ -59,6 +59,8 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
                 return STOPPED if status == STOPPED else DONE
         start += 1
     abort = run.abort
+    # the short path for plain steps applies when nothing needs the long one
+    plain = pipeline.plain_steps() if not (run.start_hooks or run.debug) else ()
     for i in range(start, len(nodes)):
         if run.stopped:
             return STOPPED
@@ -69,7 +71,33 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
                 checkpoint=run.snapshot_now(),
                 run_id=run.run_id,
             )
-        status = yield from run_node(run, frame, nodes[i], policies[i], prefix)
+        fn = plain[i] if plain else None
+        if fn is None:
+            status = yield from run_node(run, frame, nodes[i], policies[i], prefix)
+        else:  # a plain step, inline: no generator per step (the hot path)
+            t0 = _clock()
+            try:
+                out = yield (CALL, fn, frame.view)
+                if out is not None:
+                    if type(out) is not dict:
+                        check_output(out, prefix + nodes[i].name, 1)
+                    frame.ctx.update(out)
+                    if frame.written is not None:
+                        frame.written.update(out)
+            except Exception as exc:
+                status = yield from run_node(
+                    run, frame, nodes[i], policies[i], prefix, plain_error=exc
+                )
+            else:
+                if run.persister is None and not run.handlers:
+                    path = prefix + nodes[i].name
+                    frame.done = nodes[i].name
+                    run.records.append((path, "completed", _clock() - t0, 1, None))
+                    run.last_step = path
+                    continue
+                status = yield from complete(
+                    run, frame, nodes[i].name, prefix + nodes[i].name, out, _clock() - t0, 1
+                )
         if status != DONE:
             # ENDED (skip_remaining) ends this level only; its container completes
             return STOPPED if status == STOPPED else DONE
@@ -77,10 +105,23 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
 
 
 def run_node(
-    run: Run, frame: Frame, node: Node, policy: Policy, prefix: str, resume: Any = None
+    run: Run,
+    frame: Frame,
+    node: Node,
+    policy: Policy,
+    prefix: str,
+    resume: Any = None,
+    plain_error: Exception | None = None,
 ) -> Gen:
-    """Run one node (from its start, or ``resume`` inside it); return a level outcome."""
+    """Run one node (from its start, or ``resume`` inside it); return a level outcome.
+
+    ``plain_error``: the exception of a plain step that ran on the short path in
+    :func:`run_level`; it is handled here like any other step failure.
+    """
     path = prefix + node.name
+    if plain_error is not None:
+        exc = plain_error.exc if isinstance(plain_error, StepFailure) else plain_error
+        return (yield from _failed(run, frame, node, policy, path, exc, 1))
     if resume is None:
         when = policy.when
         if when is not None and when is not True:  # noqa: SIM102 (the yield must stay lazy)
