@@ -15,25 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 from ._attempts import call_with_policy, check_output, merge
 from ._nodes import FnItem, Node, PipeItem, Policy
+from ._outcomes import complete, failed, record_failure
 from ._position import Frame, ItemState, item_output
 from ._state import (
     CALL,
     DONE,
-    EMIT,
-    ENDED,
     ERROR_HOOKS,
     PARALLEL,
-    PERSIST,
     START_HOOKS,
     STOPPED,
-    Command,
     Gen,
     Run,
     StepFailure,
     log,
 )
 from .errors import PipelineAbortedError, StepFailedError
-from .events import StepEvent, StepStartEvent
+from .events import StepStartEvent
 
 if TYPE_CHECKING:
     from ._builder import Pipeline
@@ -121,7 +118,7 @@ def run_node(
     path = prefix + node.name
     if plain_error is not None:
         exc = plain_error.exc if isinstance(plain_error, StepFailure) else plain_error
-        return (yield from _failed(run, frame, node, policy, path, exc, 1))
+        return (yield from failed(run, frame, node, policy, path, exc, 1))
     if resume is None:
         when = policy.when
         if when is not None and when is not True:  # noqa: SIM102 (the yield must stay lazy)
@@ -165,97 +162,12 @@ def run_node(
             return (yield from _nested(run, frame, node, path, resume))
         return (yield from _parallel(run, frame, node, policy, path, resume))
     except StepFailure as failure:
-        return (yield from _failed(run, frame, node, policy, path, failure.exc, failure.attempts))
+        return (yield from failed(run, frame, node, policy, path, failure.exc, failure.attempts))
     except StepFailedError as exc:
         # a step inside this container failed; its hooks have been called
         if policy.on_error == "raise":
             raise
-        return (yield from _record_failure(run, frame, node, policy, path, exc, exc.attempts))
-
-
-def complete(
-    run: Run,
-    frame: Frame,
-    name: str,
-    path: str,
-    out: Any,
-    duration: float,
-    attempts: int,
-    removed: tuple[str, ...] = (),
-) -> Gen:
-    """Record a completed step and emit its event; return DONE or STOPPED."""
-    frame.done = name
-    frame.child = None
-    run.records.append((path, "completed", duration, attempts, None))
-    run.last_step = path
-    if run.persister is not None:
-        yield _persist(run, frame, path, out, removed)
-    if run.debug:
-        log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
-    if run.handlers:
-        event = StepEvent(path, frame.view, out, duration, attempts, run.run_id, run)
-        try:
-            yield (EMIT, run.handlers, event)
-        finally:
-            event._close()
-        if run.stopped:
-            return STOPPED
-    return DONE
-
-
-def _persist(run: Run, frame: Frame, path: str, out: Any, removed: tuple[str, ...]) -> Command:
-    """The PERSIST command for a step: which top-level keys of the run context it changed.
-
-    Steps inside a parallel item change the item's own context, which the
-    position carries; they change no top-level key.
-    """
-    if frame.ctx is not run.ctx or out is None:
-        return (PERSIST, run.persister, path, (), ())
-    return (PERSIST, run.persister, path, tuple(out), removed)
-
-
-def _failed(
-    run: Run,
-    frame: Frame,
-    node: Node,
-    policy: Policy,
-    path: str,
-    exc: BaseException,
-    attempts: int,
-) -> Gen:
-    log.warning(
-        "step %s failed after %d attempt(s): %s: %s", path, attempts, type(exc).__name__, exc
-    )
-    if run.error_hooks:
-        yield (ERROR_HOOKS, run.error_hooks, path, exc)
-    if policy.on_error == "raise":
-        raise StepFailedError(
-            f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
-            step_name=path,
-            attempts=attempts,
-            context=frame.ctx,
-            checkpoint=run.snapshot_now(),
-            run_id=run.run_id,
-        ) from exc
-    return (yield from _record_failure(run, frame, node, policy, path, exc, attempts))
-
-
-def _record_failure(
-    run: Run,
-    frame: Frame,
-    node: Node,
-    policy: Policy,
-    path: str,
-    exc: BaseException,
-    attempts: int,
-) -> Gen:
-    """A failure its error mode lets pass: record it, persist the new position."""
-    run.records.append((path, "failed", 0.0, attempts, exc))
-    frame.child = None
-    frame.done = node.name
-    if run.persister is not None:
-        yield _persist(run, frame, path, None, ())
-    return ENDED if policy.on_error == "skip_remaining" else DONE
+        return (yield from record_failure(run, frame, node, policy, path, exc, exc.attempts))
 
 
 def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) -> Gen:
