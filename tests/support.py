@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stepkit import Pipeline, RunResult
+from stepkit.testing import EventRecorder
 
 
 class Runner:
@@ -37,18 +38,16 @@ class Runner:
         return f"Runner({self.mode})"
 
 
-class Recorder:
-    """An on_step_complete handler that keeps names, copied contexts and checkpoints."""
+class Recorder(EventRecorder):
+    """stepkit.testing.EventRecorder, with the views these tests read most."""
 
     def __init__(self, stop_at: str | None = None) -> None:
-        self.names: list[str] = []
-        self.contexts: list[dict[str, Any]] = []
-        self.checkpoints: dict[str, str] = {}
-        self.stop_at = stop_at
+        super().__init__(stop_at=stop_at)
 
-    def __call__(self, event: Any) -> None:
-        self.names.append(event.step_name)
-        self.contexts.append(dict(event.context))
-        self.checkpoints[event.step_name] = event.checkpoint
-        if event.step_name == self.stop_at:
-            event.stop_pipeline()
+    @property
+    def contexts(self) -> list[dict[str, Any]]:
+        return [e.context for e in self.events]
+
+    @property
+    def checkpoints(self) -> dict[str, str]:
+        return {e.step_name: e.checkpoint for e in self.events if e.checkpoint is not None}

@@ -36,6 +36,7 @@ from ._runner import (
     _keys,
     _start,
     prepare_resume,
+    seconds_option,
 )
 from .errors import InvalidArgumentError, RunConflictError
 from .events import RunResult
@@ -65,15 +66,6 @@ def _check_store(store: Any, call: str) -> Any:
             f"or stepkit.open_store(url)), got {type(store).__name__}"
         )
     return store
-
-
-def _seconds(options: Mapping[str, Any], name: str) -> float | None:
-    value = options.get(name)
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
-    ):
-        raise InvalidArgumentError(f"{name}= must be seconds > 0 or None, got {value!r}")
-    return value
 
 
 def _plain(options: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
@@ -132,13 +124,13 @@ def _create(
     step_name: str | None = None,
 ) -> StoreGen:
     """Create the run (held by ``owner``) with a snapshot of its context; attach a persister."""
-    lease = _seconds(options, "lease")
+    lease = seconds_option(options, "lease")
     record, first = new_run(
         prepared.run.run_id,
         pipeline.name,
         owner=owner,
         now=clock(),
-        ttl=_seconds(options, "ttl"),
+        ttl=seconds_option(options, "ttl"),
         lease=lease,
         meta=meta_text(pipeline.fingerprint, pipeline.version),
         context=prepared.run.ctx,
@@ -215,7 +207,7 @@ def _resume_conversation(
     _check_override(override)
     fork, recover = bool(options.get("fork")), bool(options.get("recover"))
     clock = store.now  # records carry the store's time, as its claims and purges do
-    owner, lease = new_owner(), _seconds(options, "lease")
+    owner, lease = new_owner(), seconds_option(options, "lease")
     state, claimed = yield from claim_and_load(
         pipeline.name,
         run_id,

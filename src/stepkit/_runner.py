@@ -88,6 +88,16 @@ def _keys(pipeline: Pipeline) -> tuple[bytes, ...]:
     return keys
 
 
+def seconds_option(options: Mapping[str, Any], name: str) -> float | None:
+    """A duration option: seconds > 0, or None."""
+    value = options.get(name)
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+    ):
+        raise InvalidArgumentError(f"{name}= must be seconds > 0 or None, got {value!r}")
+    return value
+
+
 def _check_options(options: Mapping[str, Any], allowed: frozenset[str], call: str) -> None:
     unknown = set(options) - allowed
     if unknown:
@@ -117,11 +127,7 @@ def _prepare(
         run_id = uuid.uuid4().hex
     elif not isinstance(run_id, str) or not run_id:
         raise InvalidArgumentError(f"run_id= must be a non-empty str, got {run_id!r}")
-    ttl = options.get("checkpoint_ttl")
-    if ttl is not None and (
-        isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0
-    ):
-        raise InvalidArgumentError(f"checkpoint_ttl= must be seconds > 0, got {ttl!r}")
+    ttl = seconds_option(options, "checkpoint_ttl")
     clock = options.get("clock") or time.time
     sleep = options.get("sleep")
     for name, fn in (("clock", clock), ("sleep", sleep)):
