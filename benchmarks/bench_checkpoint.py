@@ -14,9 +14,9 @@ from typing import Any
 from _report import SAMPLE_CONTEXT, best_of, emit, machine
 
 from stepkit import Pipeline, StepEvent
-from stepkit._codec import Meta, encode_checkpoint
-from stepkit._envelope import normalize_keys, open_envelope, seal
-from stepkit._values import dumps, encode_context
+from stepkit.checkpoints._document import Meta, encode_checkpoint
+from stepkit.checkpoints._encode import dumps, encode_context
+from stepkit.checkpoints._envelope import normalize_keys, open_envelope, seal
 
 CONTEXT: dict[str, Any] = SAMPLE_CONTEXT
 SIZE = len(json.dumps(CONTEXT))

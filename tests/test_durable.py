@@ -20,7 +20,7 @@ from stepkit import (
     RunNotFoundError,
     StepFailedError,
 )
-from stepkit._durable import SNAPSHOT_EVERY
+from stepkit.durable._persister import SNAPSHOT_EVERY
 from stepkit.stores import FileStore, MemoryStore, SQLiteStore
 from stepkit.testing import FakeClock
 

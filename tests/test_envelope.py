@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stepkit._envelope import (
+from stepkit.checkpoints._envelope import (
     DEFAULT_COMPRESS_THRESHOLD,
     Opened,
     normalize_keys,

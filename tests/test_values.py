@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import Box, Color, Point, context_values, contexts, json_values, same
 
-from stepkit._decode import from_json, loads
-from stepkit._registry import DEFAULT_REGISTRY, TypeRegistry, register_type
-from stepkit._values import MAX_DEPTH, MAX_INT_DIGITS, dumps, encode_context, to_json
+from stepkit.checkpoints._decode import from_json, loads
+from stepkit.checkpoints._encode import MAX_DEPTH, MAX_INT_DIGITS, dumps, encode_context, to_json
+from stepkit.checkpoints._registry import DEFAULT_REGISTRY, TypeRegistry, register_type
 from stepkit.errors import CheckpointEncodeError, InvalidArgumentError, InvalidCheckpointError
 
 SLOW_OK = settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

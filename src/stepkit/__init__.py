@@ -8,11 +8,9 @@ True
 
 import logging
 
-from ._builder import Pipeline
-from ._codec import decode_checkpoint
-from ._registry import TypeRegistry, register_type
-from ._retry import exponential_backoff
-from .errors import (
+from stepkit.checkpoints._document import decode_checkpoint
+from stepkit.checkpoints._registry import TypeRegistry, register_type
+from stepkit.errors import (
     CheckpointEncodeError,
     CheckpointError,
     CheckpointExpiredError,
@@ -35,8 +33,10 @@ from .errors import (
     StoreError,
     WorkflowError,
 )
-from .events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
-from .stores import open_store
+from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
+from stepkit.pipeline._backoff import exponential_backoff
+from stepkit.pipeline._builder import Pipeline
+from stepkit.stores import open_store
 
 __version__ = "0.1.0"
 

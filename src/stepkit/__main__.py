@@ -1,7 +1,7 @@
-"""``python -m stepkit``: see :mod:`stepkit.cli`."""
+"""``python -m stepkit``: see :mod:`stepkit.cli._main`."""
 
 import sys
 
-from .cli import main
+from stepkit.cli._main import main
 
 sys.exit(main())

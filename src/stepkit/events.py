@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from .errors import StepkitError
+from stepkit.errors import StepkitError
 
 __all__ = ["Checkpoint", "RunResult", "StepEvent", "StepRecord", "StepStartEvent"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .events import StepEvent
+from stepkit.events import StepEvent
 
 __all__ = ["EventRecorder", "FakeClock", "FakeSleep", "RecordedEvent"]
 

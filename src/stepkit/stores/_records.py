@@ -256,7 +256,7 @@ def rebuild(versions: Sequence[VersionRecord]) -> tuple[dict[str, Any], VersionR
 
 def decode_context(encoded: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Decode a rebuilt (tag-encoded) context; corrupt contents are a StoreError."""
-    from stepkit._decode import from_json
+    from stepkit.checkpoints._decode import from_json
     from stepkit.errors import CheckpointError
 
     try:

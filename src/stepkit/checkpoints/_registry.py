@@ -12,7 +12,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar, overload
 
-from .errors import InvalidArgumentError
+from stepkit.errors import InvalidArgumentError
 
 _C = TypeVar("_C", bound=type)
 
@@ -55,7 +55,9 @@ class TypeRegistry:
         """Register ``cls`` under ``name`` (default ``module.QualName``, only a lookup key)."""
         if not isinstance(cls, type):
             raise InvalidArgumentError(f"register_type() expects a class, got {_short(cls)}")
-        from ._values import is_native  # the codec knows which types are built in
+        from stepkit.checkpoints._encode import (
+            is_native,  # the codec knows which types are built in
+        )
 
         if is_native(cls):
             raise InvalidArgumentError(

@@ -15,18 +15,17 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ._codec import Meta, decode_with_keys, encode_checkpoint
-from ._drivers import SyncLoop, adrive, drive
-from ._durable import StoreGen, adrive_store, drive_store
-from ._engine import run_level
-from ._envelope import DEFAULT_COMPRESS_THRESHOLD
-from ._migrate import migrate_context, rename_position, rename_step
-from ._nodes import as_hooks
-from ._position import check_position
-from ._state import STOPPED, Gen, Run
-from ._summary import format_summary, summary_logger
-from ._values import encode_context, to_json
-from .errors import (
+from stepkit.checkpoints._document import Meta, decode_with_keys, encode_checkpoint
+from stepkit.checkpoints._encode import encode_context, to_json
+from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
+from stepkit.checkpoints._migrations import migrate_context, rename_position, rename_step
+from stepkit.durable._persister import StoreGen, adrive_store, drive_store
+from stepkit.engine._drivers import SyncLoop, adrive, drive
+from stepkit.engine._level import run_level
+from stepkit.engine._position import check_position
+from stepkit.engine._run import STOPPED, Gen, Run
+from stepkit.engine._summary import format_summary, summary_logger
+from stepkit.errors import (
     CheckpointEncodeError,
     CheckpointExpiredError,
     CheckpointMismatchError,
@@ -35,10 +34,11 @@ from .errors import (
     PipelineAbortedError,
     StepkitError,
 )
-from .events import RunResult
+from stepkit.events import RunResult
+from stepkit.pipeline._plan import as_hooks
 
 if TYPE_CHECKING:
-    from ._builder import Pipeline
+    from stepkit.pipeline._builder import Pipeline
 
 log = logging.getLogger("stepkit")
 

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ._nodes import FnItem, PipeItem
-from .errors import CheckpointMismatchError, InvalidCheckpointError
+from stepkit.errors import CheckpointMismatchError, InvalidCheckpointError
+from stepkit.pipeline._plan import FnItem, PipeItem
 
 if TYPE_CHECKING:
-    from ._builder import Pipeline
+    from stepkit.pipeline._builder import Pipeline
 
 
 class Frame:

@@ -1,7 +1,7 @@
 """What one run is made of while it runs: its mutable state and the engine's commands.
 
-The engine (:mod:`stepkit._engine`) yields the commands; the drivers
-(:mod:`stepkit._drivers`) perform them.
+The engine (:mod:`stepkit.engine._level`) yields the commands; the drivers
+(:mod:`stepkit.engine._drivers`) perform them.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import logging
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
-from ._position import Frame, position_of
-from .events import RecordTuple
+from stepkit.engine._position import Frame, position_of
+from stepkit.events import RecordTuple
 
 log = logging.getLogger("stepkit")
 

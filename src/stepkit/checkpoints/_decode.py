@@ -1,6 +1,6 @@
 """Decoding tagged-value JSON: untrusted input in, values or InvalidCheckpointError out.
 
-The inverse of :mod:`stepkit._values`. It never imports, evaluates or unpickles
+The inverse of :mod:`stepkit.checkpoints._encode`. It never imports, evaluates or unpickles
 anything, creates user types only through a :class:`TypeRegistry`, and bounds
 depth, integer size and time before parsing.
 """
@@ -20,9 +20,16 @@ from itertools import accumulate
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ._registry import DEFAULT_REGISTRY, TypeRegistry, _short, _type_name
-from ._values import _DECODE_DEPTH, _INT_LIMIT, _PLAIN, _TAG, _ZONE_KEY, MAX_INT_DIGITS
-from .errors import InvalidCheckpointError
+from stepkit.checkpoints._encode import (
+    _DECODE_DEPTH,
+    _INT_LIMIT,
+    _PLAIN,
+    _TAG,
+    _ZONE_KEY,
+    MAX_INT_DIGITS,
+)
+from stepkit.checkpoints._registry import DEFAULT_REGISTRY, TypeRegistry, _short, _type_name
+from stepkit.errors import InvalidCheckpointError
 
 
 def _str(x: Any, what: str = "'v'") -> str:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._nodes import Node, Policy
-from ._position import Frame
-from ._state import (
+from stepkit.engine._position import Frame
+from stepkit.engine._run import (
     DONE,
     EMIT,
     ENDED,
@@ -21,8 +20,9 @@ from ._state import (
     Run,
     log,
 )
-from .errors import StepFailedError
-from .events import StepEvent
+from stepkit.errors import StepFailedError
+from stepkit.events import StepEvent
+from stepkit.pipeline._plan import Node, Policy
 
 __all__ = ["complete", "failed", "record_failure"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._nodes import FnItem, Node, PipeItem
+from stepkit.pipeline._plan import FnItem, Node, PipeItem
 
 if TYPE_CHECKING:
-    from ._builder import Pipeline
+    from stepkit.pipeline._builder import Pipeline
 
 Exit = tuple[str, str]  # (node id, edge label; "" for a plain edge)
 

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import PipelineDefinitionError
+from stepkit.errors import PipelineDefinitionError
 
 if TYPE_CHECKING:
-    from ._builder import Pipeline
+    from stepkit.pipeline._builder import Pipeline
 
 ErrorMode = Literal["raise", "continue", "skip_remaining"]
 MergeMode = Literal["override", "error", "warn", "skip"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from .events import RecordTuple
+from stepkit.events import RecordTuple
 
 log = logging.getLogger("stepkit")
 
@@ -18,7 +18,7 @@ def summary_logger(option: object) -> logging.Logger | None:
         return log
     if isinstance(option, logging.Logger | logging.LoggerAdapter):
         return option  # type: ignore[return-value]
-    from .errors import InvalidArgumentError
+    from stepkit.errors import InvalidArgumentError
 
     raise InvalidArgumentError(f"log= must be True, False or a logging.Logger, got {option!r}")
 

@@ -7,8 +7,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from .errors import RunNotFoundError
-from .stores import RunRecord, open_store
+from stepkit.errors import RunNotFoundError
+from stepkit.stores import RunRecord, open_store
 
 
 def _when(ts: float | None) -> str:
@@ -88,7 +88,7 @@ def _history(store: Any, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _resume(store: Any, args: argparse.Namespace, out: TextIO) -> None:
-    from .cli import load_target
+    from stepkit.cli._main import load_target
 
     pipeline = load_target(args.pipeline_target)
     override = json.loads(args.override) if args.override else None

@@ -2,7 +2,7 @@
 
 Every builder call returns a new pipeline and leaves the original unchanged,
 so a base pipeline can be shared across threads and requests and extended.
-Running is delegated to :mod:`stepkit._runner`.
+Running is delegated to :mod:`stepkit.engine._entry`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._envelope import normalize_keys
-from ._migrate import check_migration_options
-from ._nodes import (
+from stepkit.checkpoints._envelope import normalize_keys
+from stepkit.checkpoints._migrations import check_migration_options
+from stepkit.errors import InvalidArgumentError, PipelineDefinitionError
+from stepkit.pipeline._paths import check_paths, shape, walk_paths
+from stepkit.pipeline._plan import (
     FnItem,
     Item,
     Node,
@@ -25,11 +27,9 @@ from ._nodes import (
     check_options,
     resolve_policy,
 )
-from ._structure import check_paths, shape, walk_paths
-from .errors import InvalidArgumentError, PipelineDefinitionError
 
 if TYPE_CHECKING:
-    from .events import RunResult
+    from stepkit.events import RunResult
 
 PIPELINE_OPTIONS = frozenset(
     {
@@ -322,7 +322,7 @@ class Pipeline:
 
     def to_mermaid(self) -> str:
         """A Mermaid flowchart of the whole structure."""
-        from ._mermaid import to_mermaid
+        from stepkit.pipeline._mermaid import to_mermaid
 
         return to_mermaid(self)
 
@@ -335,20 +335,20 @@ class Pipeline:
         resumable by ``run_id`` (see docs/durable-runs.md).
         """
         if options.get("store") is not None:
-            from ._persisted import run_durable
+            from stepkit.durable._entry import run_durable
 
             return run_durable(self, input, options)
-        from ._runner import run
+        from stepkit.engine._entry import run
 
         return run(self, input, {k: v for k, v in options.items() if k != "store"})
 
     async def arun(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
         """Run on the running event loop; step functions may be sync or async."""
         if options.get("store") is not None:
-            from ._persisted import arun_durable
+            from stepkit.durable._entry import arun_durable
 
             return await arun_durable(self, input, options)
-        from ._runner import arun
+        from stepkit.engine._entry import arun
 
         return await arun(self, input, {k: v for k, v in options.items() if k != "store"})
 
@@ -359,13 +359,13 @@ class Pipeline:
         version=None, fork=False, **run_options)``. A completed run returns
         its stored result without running anything.
         """
-        from ._persisted import resume
+        from stepkit.durable._entry import resume
 
         return resume(self, run_id, options)
 
     async def aresume(self, run_id: str, **options: Any) -> RunResult:
         """Async twin of :meth:`resume`."""
-        from ._persisted import aresume
+        from stepkit.durable._entry import aresume
 
         return await aresume(self, run_id, options)
 
@@ -373,7 +373,7 @@ class Pipeline:
         self, checkpoint: str, override_data: Mapping[str, Any] | None = None, **options: Any
     ) -> RunResult:
         """Resume after the step recorded in ``checkpoint``."""
-        from ._runner import run_checkpoint
+        from stepkit.engine._entry import run_checkpoint
 
         return run_checkpoint(self, checkpoint, override_data, options)
 
@@ -381,7 +381,7 @@ class Pipeline:
         self, checkpoint: str, override_data: Mapping[str, Any] | None = None, **options: Any
     ) -> RunResult:
         """Async twin of :meth:`run_checkpoint`."""
-        from ._runner import arun_checkpoint
+        from stepkit.engine._entry import arun_checkpoint
 
         return await arun_checkpoint(self, checkpoint, override_data, options)
 

@@ -3,7 +3,7 @@
 Every decision (step order, retries, merging, events, stop, resume position)
 is made here, once. The generators never call user code or sleep themselves:
 they yield ``(CALL, fn, arg)``, ``(EMIT, handlers, event)``... and the sync
-or async driver in :mod:`stepkit._drivers` performs the command and sends
+or async driver in :mod:`stepkit.engine._drivers` performs the command and sends
 the result back (or throws the exception in).
 """
 
@@ -13,11 +13,9 @@ from collections.abc import Callable, Mapping
 from time import perf_counter as _clock
 from typing import TYPE_CHECKING, Any
 
-from ._attempts import call_with_policy, check_output, merge
-from ._nodes import FnItem, Node, PipeItem, Policy
-from ._outcomes import complete, failed, record_failure
-from ._position import Frame, ItemState, item_output
-from ._state import (
+from stepkit.engine._attempts import call_with_policy, check_output, merge
+from stepkit.engine._position import Frame, ItemState, item_output
+from stepkit.engine._run import (
     CALL,
     DONE,
     ERROR_HOOKS,
@@ -29,11 +27,13 @@ from ._state import (
     StepFailure,
     log,
 )
-from .errors import PipelineAbortedError, StepFailedError
-from .events import StepStartEvent
+from stepkit.engine._step import complete, failed, record_failure
+from stepkit.errors import PipelineAbortedError, StepFailedError
+from stepkit.events import StepStartEvent
+from stepkit.pipeline._plan import FnItem, Node, PipeItem, Policy
 
 if TYPE_CHECKING:
-    from ._builder import Pipeline
+    from stepkit.pipeline._builder import Pipeline
 
 __all__ = ["Run", "run_level"]
 

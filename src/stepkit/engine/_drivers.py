@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from ._state import (
+from stepkit.engine._run import (
     CALL,
     CALL_TIMEOUT,
     EMIT,
@@ -27,7 +27,7 @@ from ._state import (
     START_HOOKS,
     Gen,
 )
-from .errors import EventLoopError, StepTimeoutError
+from stepkit.errors import EventLoopError, StepTimeoutError
 
 Sleep = Callable[[float], Any]
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._decode import from_json, loads
-from ._position import position_of
-from ._state import Run
-from ._values import dumps, encode_context, to_json
-from .errors import (
+from stepkit.checkpoints._decode import from_json, loads
+from stepkit.checkpoints._encode import dumps, encode_context, to_json
+from stepkit.engine._position import position_of
+from stepkit.engine._run import Run
+from stepkit.errors import (
     CheckpointMismatchError,
     InvalidArgumentError,
     RunConflictError,
@@ -28,8 +28,8 @@ from .errors import (
     StepkitError,
     StoreError,
 )
-from .stores import RunRecord, VersionRecord, rebuild
-from .stores._base import BaseStore
+from stepkit.stores import RunRecord, VersionRecord, rebuild
+from stepkit.stores._base import BaseStore
 
 StoreOp = tuple[str, tuple[Any, ...], dict[str, Any]]
 StoreGen = Generator[StoreOp, Any, Any]

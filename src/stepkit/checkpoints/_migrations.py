@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import CheckpointMismatchError, PipelineDefinitionError
+from stepkit.errors import CheckpointMismatchError, PipelineDefinitionError
 
 Migrations = Mapping[str, Callable[[dict[str, Any]], Mapping[str, Any]]]
 

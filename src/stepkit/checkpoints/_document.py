@@ -2,8 +2,8 @@
 
 The JSON document (format 1) holds the pipeline's name, version and
 fingerprint, the run id, times, the step path, the resume position and the
-tag-encoded context. :mod:`stepkit._envelope` signs and compresses it;
-:mod:`stepkit._values` encodes the values. Decoding treats input as hostile.
+tag-encoded context. :mod:`stepkit.checkpoints._envelope` signs and compresses it;
+:mod:`stepkit.checkpoints._encode` encodes the values. Decoding treats input as hostile.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ._decode import loads
-from ._envelope import (
+from stepkit.checkpoints._decode import loads
+from stepkit.checkpoints._encode import dumps, encode_context, to_json
+from stepkit.checkpoints._envelope import (
     DEFAULT_COMPRESS_THRESHOLD,
     normalize_keys,
     open_envelope,
     seal,
 )
-from ._registry import TypeRegistry
-from ._values import dumps, encode_context, to_json
-from .errors import CheckpointEncodeError, InvalidCheckpointError
-from .events import Checkpoint
+from stepkit.checkpoints._registry import TypeRegistry
+from stepkit.errors import CheckpointEncodeError, InvalidCheckpointError
+from stepkit.events import Checkpoint
 
 FORMAT = 1
 Clock = Callable[[], float]

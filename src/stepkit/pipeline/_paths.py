@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._nodes import FnItem, Item, PipeItem
-from .errors import PipelineDefinitionError
+from stepkit.errors import PipelineDefinitionError
+from stepkit.pipeline._plan import FnItem, Item, PipeItem
 
 if TYPE_CHECKING:
-    from ._builder import Pipeline
+    from stepkit.pipeline._builder import Pipeline
 
 
 def check_paths(name: str, items: tuple[Item, ...]) -> None:

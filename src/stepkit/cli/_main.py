@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from ._cli_runs import add_parser as add_runs_parser
-from ._codec import decode_checkpoint
-from .errors import StepkitError
+from stepkit.checkpoints._document import decode_checkpoint
+from stepkit.cli._runs import add_parser as add_runs_parser
+from stepkit.errors import StepkitError
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Encoding checkpoint contexts as tagged-value JSON (decoding is in :mod:`stepkit._decode`).
+"""Encoding contexts as tagged-value JSON (decoding is in :mod:`stepkit.checkpoints._decode`).
 
 JSON types pass through unchanged; other supported values become ``{"$t": tag, "v": payload}``
 dicts; anything else is a :class:`CheckpointEncodeError` naming its key path.
@@ -17,8 +17,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ._registry import DEFAULT_REGISTRY, TypeRegistry, _short, _type_name
-from .errors import CheckpointEncodeError
+from stepkit.checkpoints._registry import DEFAULT_REGISTRY, TypeRegistry, _short, _type_name
+from stepkit.errors import CheckpointEncodeError
 
 MAX_DEPTH: int = 64  # JSON containers a value may nest (a tagged wrapper counts as a level)
 MAX_INT_DIGITS: int = 4300

@@ -1,8 +1,8 @@
 """Entry points of durable runs: ``run(..., store=)`` and ``resume(run_id, store=)``.
 
-They prepare a run as :mod:`stepkit._runner` does, then hold a conversation
+They prepare a run as :mod:`stepkit.engine._entry` does, then hold a conversation
 with the store (start or claim the run, load its state) and attach a
-:class:`~stepkit._durable.Persister` so every step is saved before the next.
+:class:`~stepkit.durable._persister.Persister` so every step is saved before the next.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ._codec import Meta, encode_checkpoint
-from ._durable import (
+from stepkit.checkpoints._document import Meta, encode_checkpoint
+from stepkit.durable._persister import (
     Persister,
     State,
     StoreGen,
@@ -25,7 +25,7 @@ from ._durable import (
     new_run,
     release,
 )
-from ._runner import (
+from stepkit.engine._entry import (
     RUN_OPTIONS,
     Prepared,
     Saved,
@@ -38,12 +38,12 @@ from ._runner import (
     prepare_resume,
     seconds_option,
 )
-from .errors import InvalidArgumentError, RunConflictError
-from .events import RunResult
-from .stores import Store
+from stepkit.errors import InvalidArgumentError, RunConflictError
+from stepkit.events import RunResult
+from stepkit.stores import Store
 
 if TYPE_CHECKING:
-    from ._builder import Pipeline
+    from stepkit.pipeline._builder import Pipeline
 
 DURABLE_OPTIONS = frozenset({"store", "ttl", "lease"})
 RESUME_BY_ID_OPTIONS = (

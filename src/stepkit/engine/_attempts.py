@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._merge import merge_into
-from ._nodes import Policy
-from ._state import CALL, CALL_TIMEOUT, SLEEP, Gen, StepFailure, log
+from stepkit.engine._merge import merge_into
+from stepkit.engine._run import CALL, CALL_TIMEOUT, SLEEP, Gen, StepFailure, log
+from stepkit.pipeline._plan import Policy
 
 
 def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str) -> Gen:

@@ -1,0 +1,1 @@
+"""The immutable pipeline builder and its plan: nodes, items, policies, paths, Mermaid."""
