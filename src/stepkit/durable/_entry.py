@@ -12,19 +12,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from stepkit.checkpoints._document import Meta, encode_checkpoint
-from stepkit.durable._persister import (
-    Persister,
-    State,
-    StoreGen,
-    adrive_store,
-    claim_and_load,
-    drive_store,
-    existing_run,
-    meta_text,
-    new_owner,
-    new_run,
-    release,
-)
+from stepkit.durable._claims import State, claim_and_load, existing_run, new_owner, release
+from stepkit.durable._persister import Persister, meta_text, new_run
+from stepkit.durable._store_calls import StoreGen, adrive_store, drive_store
 from stepkit.engine._entry import (
     RUN_OPTIONS,
     Prepared,

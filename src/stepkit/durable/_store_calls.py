@@ -1,0 +1,46 @@
+"""Store conversations: generators that yield ``(method, args, kwargs)``, performed here.
+
+:func:`drive_store` performs each call with the store's sync method and
+:func:`adrive_store` with its async twin (``a`` + name), so every conversation
+with a store is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+StoreOp = tuple[str, tuple[Any, ...], dict[str, Any]]
+StoreGen = Generator[StoreOp, Any, Any]
+
+
+def drive_store(gen: StoreGen, store: Any) -> Any:
+    """Perform a store conversation with the store's sync methods."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            method, args, kwargs = gen.send(value) if error is None else gen.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value, error = None, None
+        try:
+            value = getattr(store, method)(*args, **kwargs)
+        except Exception as exc:
+            error = exc
+
+
+async def adrive_store(gen: StoreGen, store: Any) -> Any:
+    """Perform a store conversation with the store's async twins (``a`` + name)."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            method, args, kwargs = gen.send(value) if error is None else gen.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value, error = None, None
+        try:
+            value = await getattr(store, "a" + method)(*args, **kwargs)
+        except Exception as exc:
+            error = exc
