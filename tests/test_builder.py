@@ -84,9 +84,13 @@ def test_several_items_need_a_name():
 
 
 def test_unknown_step_option_is_rejected():
-    """Misspelt options fail at build time and list the valid ones."""
-    with pytest.raises(PipelineDefinitionError, match=r"unknown option.*retires"):
-        Pipeline("p").step("s", inc, retires=3)
+    """A misspelt step option is Python's own TypeError, naming it (the signature is explicit)."""
+    with pytest.raises(TypeError, match="retires"):
+        Pipeline("p").step("s", inc, retires=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="retires"):
+        Pipeline("p").transform("t", dict, retires=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="retires"):
+        Pipeline("p").branch("b", on=str, cases={"x": inc}, retires=3)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -110,9 +114,11 @@ def test_bad_option_values_are_rejected(option, value):
 
 
 def test_unknown_pipeline_option_is_rejected():
-    """Pipeline options are checked too."""
-    with pytest.raises(PipelineDefinitionError, match="unknown option"):
-        Pipeline("p", on_complete=print)
+    """Pipeline options are checked too: Python's TypeError names the misspelt one."""
+    with pytest.raises(TypeError, match="on_complete"):
+        Pipeline("p", on_complete=print)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="on_complete"):
+        Pipeline("p").with_options(on_complete=print)  # type: ignore[typeddict-unknown-key]
 
 
 def test_transform_needs_a_function():
@@ -169,3 +175,122 @@ def test_fingerprint_follows_structure_not_code():
     c = Pipeline("p").step("y", inc)
     assert a.fingerprint == b.fingerprint
     assert a.fingerprint != c.fingerprint
+
+
+class TestSharedNodes:
+    """Steps are appended to a list shared by a chain of builders: O(1) per step, still immutable."""
+
+    def test_extending_an_older_pipeline_does_not_change_newer_ones(self):
+        """Two pipelines built from one base each keep their own steps."""
+        base = Pipeline("p").step("one", inc)
+        left = base.step("two", inc)
+        right = base.step("other", inc).step("two", inc)
+        again = base.step("two", inc)
+        assert base.describe() == ["one"]
+        assert left.describe() == ["one", "two"]
+        assert right.describe() == ["one", "other", "two"]
+        assert again.describe() == ["one", "two"]
+
+    def test_a_name_added_by_a_sibling_is_free_in_the_base(self):
+        """A name used by a pipeline extended from the base is still free in the base."""
+        base = Pipeline("p").step("one", inc)
+        base.step("two", inc)
+        assert base.step("two", inc).describe() == ["one", "two"]
+        with pytest.raises(PipelineDefinitionError, match="already has a step named 'one'"):
+            base.step("two", inc).step("one", inc)
+
+    def test_many_steps(self, runner):
+        """A pipeline of 10,000 steps builds and runs (the build is O(n))."""
+        p = Pipeline("long")
+        for i in range(10_000):
+            p = p.step(f"s{i}", inc)
+        assert len(p.describe()) == 10_000
+        assert runner.run(p, {"a": 0}) == {"a": 10_000}
+
+    def test_threads_extending_one_base(self):
+        """Builders extended from one base in several threads each get exactly their steps."""
+        import threading
+
+        base = Pipeline("p").step("zero", inc)
+        results: dict[int, list[str]] = {}
+
+        def extend(n: int) -> None:
+            p = base
+            for i in range(200):
+                p = p.step(f"t{n}-{i}", inc)
+            results[n] = p.describe()
+
+        threads = [threading.Thread(target=extend, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for n in range(4):
+            assert results[n] == ["zero", *(f"t{n}-{i}" for i in range(200))]
+
+
+class TestNesting:
+    """What a checkpoint cannot record is refused when the pipeline is built."""
+
+    @staticmethod
+    def _nested(levels: int, parallel: bool = False) -> Pipeline:
+        p = Pipeline("inner").step("leaf", inc)
+        for level in range(levels):
+            if parallel:
+                p = Pipeline(f"l{level}").step("par", p, Pipeline("side").step("s", inc))
+            else:
+                p = Pipeline(f"l{level}").step("nest", p)
+        return p
+
+    def test_deepest_allowed_nesting_checkpoints_and_resumes(self, runner):
+        """At the limit (16 levels, parallel at each), a stop at the deepest step resumes."""
+        p = self._nested(16, parallel=True)
+        leaf = "par/" * 16 + "leaf"
+        assert leaf in p.step_paths()
+
+        def stop(event):
+            if event.step_name == leaf:
+                event.stop_pipeline()
+
+        stopped = runner.run(p, {"a": 0}, on_step_complete=stop)
+        assert stopped.status == "stopped"
+        resumed = runner.resume(p, stopped.checkpoint)
+        assert resumed == runner.run(p, {"a": 0})
+
+    def test_nesting_past_the_limit_is_refused_when_built(self):
+        """One level more is a PipelineDefinitionError that names the limit."""
+        with pytest.raises(PipelineDefinitionError, match="at most 16 levels"):
+            self._nested(17)
+
+    def test_branch_cases_count_as_nesting(self):
+        """Branch cases nest like pipelines."""
+        inner = self._nested(16)
+        with pytest.raises(PipelineDefinitionError, match="17 levels deep"):
+            Pipeline("p").branch("b", on=lambda c: "x", cases={"x": inner})
+
+
+def test_transform_named_from_function(runner):
+    """transform(fn) takes the function's name, as step(fn) does."""
+
+    def reset(ctx):
+        return {"fresh": True}
+
+    p = Pipeline("p").transform(reset)
+    assert p.describe() == ["reset"]
+    assert runner.run(p, {"a": 1}) == {"fresh": True}
+
+
+def test_signed_pipeline_needs_a_name():
+    """secret= without a name is refused: unnamed pipelines would accept each other's checkpoints."""
+    with pytest.raises(PipelineDefinitionError, match="needs a name of its own"):
+        Pipeline(secret="0123456789abcdef0123")
+    assert Pipeline("orders", secret="0123456789abcdef0123").name == "orders"
+
+
+@pytest.mark.parametrize("option", ["ttl", "lease"])
+def test_store_options_need_a_store(runner, option):
+    """ttl= and lease= without store= say that they need a store."""
+    from stepkit import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=rf"{option}= only apply to durable runs"):
+        runner.run(Pipeline("p").step("inc", inc), {"a": 1}, **{option: 5})

@@ -106,8 +106,8 @@ class TestRunning:
             runner.run(calc(), bad)
 
     def test_unknown_run_option_is_rejected(self, runner):
-        """A misspelt run option names itself and the valid ones."""
-        with pytest.raises(InvalidArgumentError, match="on_step_completed"):
+        """A misspelt run option is Python's own TypeError, naming it."""
+        with pytest.raises(TypeError, match="on_step_completed"):
             runner.run(calc(), {"a": 1}, on_step_completed=print)
 
     def test_run_id(self, runner):

@@ -8,6 +8,7 @@ True
 
 import logging
 
+from stepkit._pipeline import Pipeline
 from stepkit.checkpoints._document import decode_checkpoint
 from stepkit.checkpoints._registry import TypeRegistry, register_type
 from stepkit.errors import (
@@ -35,7 +36,6 @@ from stepkit.errors import (
 )
 from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
 from stepkit.pipeline._backoff import exponential_backoff
-from stepkit.pipeline._builder import Pipeline
 from stepkit.stores import open_store
 
 __version__ = "0.1.0"

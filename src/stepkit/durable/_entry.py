@@ -33,7 +33,7 @@ from stepkit.events import RunResult
 from stepkit.stores import Store
 
 if TYPE_CHECKING:
-    from stepkit.pipeline._builder import Pipeline
+    from stepkit.pipeline._builder import PipelineBuilder as Pipeline
 
 DURABLE_OPTIONS = frozenset({"store", "ttl", "lease"})
 RESUME_BY_ID_OPTIONS = (

@@ -38,7 +38,7 @@ from stepkit.events import RunResult
 from stepkit.pipeline._plan import as_hooks
 
 if TYPE_CHECKING:
-    from stepkit.pipeline._builder import Pipeline
+    from stepkit.pipeline._builder import PipelineBuilder as Pipeline
 
 log = logging.getLogger("stepkit")
 

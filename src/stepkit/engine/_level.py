@@ -33,7 +33,7 @@ from stepkit.events import StepStartEvent
 from stepkit.pipeline._plan import FnItem, Node, PipeItem, Policy
 
 if TYPE_CHECKING:
-    from stepkit.pipeline._builder import Pipeline
+    from stepkit.pipeline._builder import PipelineBuilder as Pipeline
 
 __all__ = ["Run", "run_level"]
 

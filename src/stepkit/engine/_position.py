@@ -16,7 +16,7 @@ from stepkit.errors import CheckpointMismatchError, InvalidCheckpointError
 from stepkit.pipeline._plan import FnItem, PipeItem
 
 if TYPE_CHECKING:
-    from stepkit.pipeline._builder import Pipeline
+    from stepkit.pipeline._builder import PipelineBuilder as Pipeline
 
 
 class Frame:

@@ -1,21 +1,36 @@
-"""``Pipeline``: the immutable fluent builder, validated at build time.
+"""The immutable fluent builder of pipelines, validated at build time.
 
 Every builder call returns a new pipeline and leaves the original unchanged,
 so a base pipeline can be shared across threads and requests and extended.
-Running is delegated to :mod:`stepkit.engine._entry`.
+:class:`PipelineBuilder` knows nothing of running: the public
+:class:`stepkit.Pipeline` adds the run methods on top of it, one layer up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepkit.checkpoints._envelope import normalize_keys
 from stepkit.checkpoints._migrations import check_migration_options
 from stepkit.errors import InvalidArgumentError, PipelineDefinitionError
-from stepkit.pipeline._paths import check_paths, shape, walk_paths
+from stepkit.pipeline._options import (
+    UNSET,
+    ErrorMode,
+    Hook,
+    MergeMode,
+    ParallelMode,
+    RetryDelayOption,
+    RetryOnOption,
+    Secret,
+    Unset,
+    When,
+    given,
+)
+from stepkit.pipeline._paths import MAX_NESTING, check_paths, nesting, shape, walk_paths
 from stepkit.pipeline._plan import (
     FnItem,
     Item,
@@ -29,30 +44,19 @@ from stepkit.pipeline._plan import (
 )
 
 if TYPE_CHECKING:
-    from stepkit.events import RunResult
+    from typing_extensions import Unpack
 
-PIPELINE_OPTIONS = frozenset(
-    {
-        "on_step_complete",
-        "on_step_start",
-        "on_error",
-        "log",
-        "secret",
-        "version",
-        "migrations",
-        "renamed",
-        "compress_threshold",
-        # step-policy defaults
-        "retries",
-        "retry_delay",
-        "retry_on",
-        "timeout",
-        "merge",
-        "parallel_mode",
-    }
-)
+    from stepkit.pipeline._options import PipelineOptions
+
 _HOOK_OPTIONS = ("on_step_complete", "on_step_start", "on_error")
 _POLICY_DEFAULTS = ("retries", "retry_delay", "retry_on", "timeout", "merge", "parallel_mode")
+_B = TypeVar("_B", bound="PipelineBuilder")
+
+# appending to a shared node list is check-then-act: one builder at a time
+_APPEND = threading.Lock()
+
+#: The name of a pipeline created without one.
+DEFAULT_NAME = "pipeline"
 
 
 def _fn_name(fn: Callable[..., Any], position: int) -> str:
@@ -62,92 +66,179 @@ def _fn_name(fn: Callable[..., Any], position: int) -> str:
     return name
 
 
-class Pipeline:
-    """An immutable, named sequence of steps over a dict context.
+class PipelineBuilder:
+    """An immutable, named sequence of steps over a dict context (without run methods).
 
-    >>> calc = Pipeline("calc").step("add-one", lambda ctx: {"a": ctx["a"] + 1})
-    >>> dict(calc.run({"a": 1}))
-    {'a': 2}
+    Use :class:`stepkit.Pipeline`, which adds ``run``, ``resume`` and friends.
     """
 
-    __slots__ = ("_compiled", "_fingerprint", "_name", "_nodes", "_options")
+    __slots__ = (
+        "_compiled",
+        "_depth",
+        "_fingerprint",
+        "_len",
+        "_name",
+        "_names",
+        "_nodes",
+        "_options",
+        "_shared",
+    )
 
+    # The nodes live in a list shared, append-only, by a chain of builders, so
+    # adding a step is O(1) (a pipeline of n steps builds in O(n), not O(n²));
+    # each pipeline sees the first ``_len`` of them, and materialises its tuple
+    # on first use. ``_names`` maps each shared node's name to its index.
     _name: str
-    _nodes: tuple[Node, ...]
+    _shared: list[Node]
+    _names: dict[str, int]
+    _len: int
+    _depth: int
+    _nodes: tuple[Node, ...] | None
     _options: Mapping[str, Any]
     _fingerprint: str | None
     _compiled: tuple[tuple[Policy, ...], tuple[Callable[..., Any] | None, ...]] | None
 
-    def __init__(self, name: str = "pipeline", **options: Any) -> None:
-        check_name(name, "pipeline name")
-        unknown = set(options) - PIPELINE_OPTIONS
-        if unknown:
-            raise PipelineDefinitionError(
-                f"Pipeline({name!r}): unknown option(s) {', '.join(sorted(unknown))}; "
-                f"valid options are {', '.join(sorted(PIPELINE_OPTIONS))}"
-            )
-        opts = dict(options)
-        for hook in _HOOK_OPTIONS:
-            if hook in opts:
-                opts[hook] = as_hooks(opts[hook], hook)
-        defaults = {k: opts[k] for k in _POLICY_DEFAULTS if k in opts}
-        opts.update(check_options(defaults, f"Pipeline({name!r})"))
-        version = opts.get("version")
-        if version is not None and not isinstance(version, str | int):
-            raise PipelineDefinitionError(f"version= must be a str or int, got {version!r}")
-        threshold = opts.get("compress_threshold")
-        if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0
-        ):
-            raise PipelineDefinitionError(
-                f"compress_threshold= must be a size in bytes (int >= 0) or None, got {threshold!r}"
-            )
-        check_migration_options(opts, name)
-        if "secret" in opts:
-            try:  # normalised once: a tuple of keys, newest first
-                opts["secret"] = normalize_keys(opts["secret"])
-            except InvalidArgumentError as exc:
-                raise PipelineDefinitionError(f"Pipeline({name!r}): {exc}") from None
-        self._init(name, (), opts)
+    def __init__(
+        self,
+        name: str = DEFAULT_NAME,
+        *,
+        on_step_complete: Hook | None = None,
+        on_step_start: Hook | None = None,
+        on_error: Hook | None = None,
+        log: bool | None = None,
+        secret: Secret | None = None,
+        version: str | int | None = None,
+        migrations: Mapping[str, Callable[[dict[str, Any]], Mapping[str, Any]]] | None = None,
+        renamed: Mapping[str, str] | None = None,
+        compress_threshold: int | Unset | None = UNSET,
+        retries: int | Unset = UNSET,
+        retry_delay: RetryDelayOption | Unset = UNSET,
+        retry_on: RetryOnOption | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
+        merge: MergeMode | Unset = UNSET,
+        parallel_mode: ParallelMode | Unset = UNSET,
+    ) -> None:
+        """Name the pipeline and set its options (all keyword-only).
 
-    def _init(self, name: str, nodes: tuple[Node, ...], options: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_nodes", nodes)
-        object.__setattr__(self, "_options", options)
-        object.__setattr__(self, "_compiled", None)
-        object.__setattr__(self, "_fingerprint", None)
+        Hooks and ``log`` apply to every run; ``secret`` signs checkpoints;
+        ``version``/``migrations``/``renamed`` upgrade old checkpoints; the
+        step options (``retries`` ... ``parallel_mode``) are defaults for every step.
+        """
+        options = given(
+            on_step_complete=on_step_complete,
+            on_step_start=on_step_start,
+            on_error=on_error,
+            log=log,
+            secret=secret,
+            version=version,
+            migrations=migrations,
+            renamed=renamed,
+            compress_threshold=compress_threshold,
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_on=retry_on,
+            timeout=timeout,
+            merge=merge,
+            parallel_mode=parallel_mode,
+        )
+        self._init(name, (), _checked_options(name, options))
+
+    def _init(
+        self,
+        name: str,
+        nodes: tuple[Node, ...],
+        options: Mapping[str, Any],
+        shared: tuple[list[Node], dict[str, int], int, int] | None = None,
+    ) -> None:
+        """``shared``: (node list, name index, nesting depth, length) of a chain of builders."""
+        if shared is None:
+            names = {n.name: i for i, n in enumerate(nodes)}
+            shared = list(nodes), names, max(map(nesting, nodes), default=0), len(nodes)
+        setattr_ = object.__setattr__
+        setattr_(self, "_name", name)
+        setattr_(self, "_shared", shared[0])
+        setattr_(self, "_names", shared[1])
+        setattr_(self, "_depth", shared[2])
+        setattr_(self, "_len", shared[3])
+        setattr_(self, "_nodes", nodes if len(nodes) == shared[3] else None)
+        setattr_(self, "_options", options)
+        setattr_(self, "_compiled", None)
+        setattr_(self, "_fingerprint", None)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("a Pipeline is immutable: builder methods return a new one")
 
-    def _with(self, node: Node) -> Pipeline:
-        if any(n.name == node.name for n in self._nodes):
+    def _with(self: _B, node: Node) -> _B:
+        index = self._names.get(node.name)
+        if index is not None and index < self._len:
             raise PipelineDefinitionError(
                 f"pipeline {self._name!r} already has a step named {node.name!r}; "
                 "step names must be unique at each level"
             )
-        new = object.__new__(Pipeline)
-        new._init(self._name, (*self._nodes, node), self._options)
+        depth = max(self._depth, nesting(node))
+        if depth > MAX_NESTING:
+            raise PipelineDefinitionError(
+                f"step {node.name!r} nests pipelines {depth} levels deep, but a checkpoint "
+                f"records at most {MAX_NESTING} levels of nested pipelines, branches and "
+                "parallel steps; flatten the structure (run the inner part as a pipeline "
+                "of its own)"
+            )
+        with _APPEND:
+            shared, names = self._shared, self._names
+            if len(shared) != self._len:  # extending an older pipeline: branch off a copy
+                shared = shared[: self._len]
+                names = {n.name: i for i, n in enumerate(shared)}
+            shared.append(node)
+            length = len(shared)
+            names[node.name] = length - 1
+        new = object.__new__(type(self))
+        new._init(self._name, (), self._options, (shared, names, depth, length))
         return new
 
     # -- building ----------------------------------------------------------
 
-    def step(self, name: Any, *items: Any, **options: Any) -> Pipeline:
+    def step(
+        self: _B,
+        name: str | Callable[..., Any] | PipelineBuilder,
+        /,
+        *items: Callable[..., Any] | PipelineBuilder,
+        when: When | Unset = UNSET,
+        retries: int | Unset = UNSET,
+        retry_delay: RetryDelayOption | Unset = UNSET,
+        retry_on: RetryOnOption | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
+        on_error: ErrorMode | Unset = UNSET,
+        merge: MergeMode | Unset = UNSET,
+        parallel_mode: ParallelMode | Unset = UNSET,
+        log: bool | Unset = UNSET,
+    ) -> _B:
         """Add a step: ``step("name", fn_or_pipeline, ...)`` or ``step(fn)``.
 
         Several items run in parallel, each seeing the context as it was
-        before the step; their outputs merge in argument order.
+        before the step; their outputs merge in argument order. The step
+        options are described in docs/policies.md.
         """
+        options = given(
+            when=when,
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_on=retry_on,
+            timeout=timeout,
+            on_error=on_error,
+            merge=merge,
+            parallel_mode=parallel_mode,
+            log=log,
+        )
         if not isinstance(name, str):
             if items:
                 raise PipelineDefinitionError(
                     f"step({name!r}, ...): a step with several items needs a name "
                     "as its first argument, e.g. step('fetch', fn_a, fn_b)"
                 )
-            if isinstance(name, Pipeline):
+            if isinstance(name, PipelineBuilder):
                 items, name = (name,), name.name
             elif callable(name):
-                items, name = (name,), _fn_name(name, len(self._nodes) + 1)
+                items, name = (name,), _fn_name(name, self._len + 1)
             else:
                 raise PipelineDefinitionError(
                     f"step() takes a name and step functions, got {name!r}"
@@ -166,37 +257,89 @@ class Pipeline:
         check_paths(name, built)
         return self._with(Node(name, "step", built, opts))
 
-    def transform(self, name: str, fn: Callable[..., Any], **options: Any) -> Pipeline:
-        """Add a step whose function returns the *whole new* context."""
+    def transform(
+        self: _B,
+        name: str | Callable[..., Any],
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        when: When | Unset = UNSET,
+        retries: int | Unset = UNSET,
+        retry_delay: RetryDelayOption | Unset = UNSET,
+        retry_on: RetryOnOption | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
+        on_error: ErrorMode | Unset = UNSET,
+        merge: MergeMode | Unset = UNSET,
+        parallel_mode: ParallelMode | Unset = UNSET,
+        log: bool | Unset = UNSET,
+    ) -> _B:
+        """Add a step whose function returns the *whole new* context.
+
+        ``transform("name", fn)``, or ``transform(fn)`` named after the function.
+        """
+        options = given(
+            when=when,
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_on=retry_on,
+            timeout=timeout,
+            on_error=on_error,
+            merge=merge,
+            parallel_mode=parallel_mode,
+            log=log,
+        )
+        if fn is None and callable(name) and not isinstance(name, PipelineBuilder):
+            fn, name = name, _fn_name(name, self._len + 1)
         check_name(name)
-        if not callable(fn) or isinstance(fn, Pipeline):
+        if fn is None or not callable(fn) or isinstance(fn, PipelineBuilder):
             raise PipelineDefinitionError(
                 f"transform {name!r} needs a function of the context, got {fn!r}"
             )
         opts = check_options(options, f"transform {name!r}")
+        assert isinstance(name, str)
         return self._with(Node(name, "transform", (FnItem(name, fn),), opts))
 
     def branch(
-        self,
+        self: _B,
         name: str,
+        /,
         *,
         on: Callable[..., Any],
-        cases: Mapping[str, Any],
-        default: Any = None,
-        **options: Any,
-    ) -> Pipeline:
+        cases: Mapping[str, Callable[..., Any] | PipelineBuilder],
+        default: Callable[..., Any] | PipelineBuilder | None = None,
+        when: When | Unset = UNSET,
+        retries: int | Unset = UNSET,
+        retry_delay: RetryDelayOption | Unset = UNSET,
+        retry_on: RetryOnOption | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
+        on_error: ErrorMode | Unset = UNSET,
+        merge: MergeMode | Unset = UNSET,
+        parallel_mode: ParallelMode | Unset = UNSET,
+        log: bool | Unset = UNSET,
+    ) -> _B:
         """Add a branch: ``on(ctx)`` returns a key of ``cases`` (or ``None`` to skip).
 
         The chosen case's steps are named ``<branch>/<case>/<step>``; the
         ``default`` target, if given, is the case ``"default"``.
         """
+        options = given(
+            when=when,
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_on=retry_on,
+            timeout=timeout,
+            on_error=on_error,
+            merge=merge,
+            parallel_mode=parallel_mode,
+            log=log,
+        )
         check_name(name)
         where = f"branch {name!r}"
         if not callable(on):
             raise PipelineDefinitionError(f"{where}: on= must be a callable, got {on!r}")
         if not isinstance(cases, Mapping) or not cases:
             raise PipelineDefinitionError(f"{where}: cases= must be a non-empty mapping")
-        built: list[tuple[str, Pipeline]] = []
+        built: list[tuple[str, PipelineBuilder]] = []
         for key, target in cases.items():
             check_name(key, f"{where}: case key")
             built.append((key, _target(target, f"{where} case {key!r}")))
@@ -210,19 +353,32 @@ class Pipeline:
         opts = check_options(options, where)
         return self._with(Node(name, "branch", (), opts, selector=on, cases=tuple(built)))
 
-    def with_options(self, **options: Any) -> Pipeline:
-        """A copy with these pipeline options replaced (same steps)."""
-        new = Pipeline(self._name, **{**self._options, **options})
-        new._init(self._name, self._nodes, new._options)
+    def with_options(self: _B, **options: Unpack[PipelineOptions]) -> _B:
+        """A copy with these pipeline options replaced (same steps).
+
+        Takes the keyword options of the constructor; an unknown one is a ``TypeError``.
+        """
+        unknown = set(options) - _PIPELINE_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"with_options() got unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
+                f"valid options are {', '.join(sorted(_PIPELINE_OPTIONS))}"
+            )
+        return self._replaced(options)
+
+    def _replaced(self: _B, options: Mapping[str, Any]) -> _B:
+        new = object.__new__(type(self))
+        merged = {**self._options, **options}
+        new._init(self._name, self.nodes, _checked_options(self._name, merged))
         return new
 
     def with_hooks(
-        self,
+        self: _B,
         *,
         on_step_complete: Callable[..., Any] | None = None,
         on_step_start: Callable[..., Any] | None = None,
         on_error: Callable[..., Any] | None = None,
-    ) -> Pipeline:
+    ) -> _B:
         """A copy with these handlers added after the existing ones."""
         added = {
             "on_step_complete": on_step_complete,
@@ -234,16 +390,16 @@ class Pipeline:
             for name, hook in added.items()
             if hook is not None
         }
-        return self.with_options(**merged)
+        return self._replaced(merged)
 
-    def without_hooks(self, *handlers: Callable[..., Any]) -> Pipeline:
+    def without_hooks(self: _B, *handlers: Callable[..., Any]) -> _B:
         """A copy without these handlers (in every hook list they were added to)."""
         kept = {
             name: tuple(h for h in self._options[name] if h not in handlers)
             for name in _HOOK_OPTIONS
             if name in self._options
         }
-        return self.with_options(**kept)
+        return self._replaced(kept)
 
     # -- introspection -----------------------------------------------------
 
@@ -260,7 +416,11 @@ class Pipeline:
 
     @property
     def nodes(self) -> tuple[Node, ...]:
-        return self._nodes
+        nodes = self._nodes
+        if nodes is None:
+            nodes = tuple(self._shared[: self._len])
+            object.__setattr__(self, "_nodes", nodes)
+        return nodes
 
     @property
     def options(self) -> Mapping[str, Any]:
@@ -268,7 +428,7 @@ class Pipeline:
 
     def describe(self) -> list[str]:
         """The names of the top-level steps, in order."""
-        return [n.name for n in self._nodes]
+        return [n.name for n in self.nodes]
 
     def step_paths(self) -> list[str]:
         """Every step path, nested and branch steps included, in order."""
@@ -300,7 +460,7 @@ class Pipeline:
     def _compile(self) -> tuple[tuple[Policy, ...], tuple[Callable[..., Any] | None, ...]]:
         if self._compiled is None:
             defaults = {k: self._options[k] for k in _POLICY_DEFAULTS if k in self._options}
-            policies = tuple(resolve_policy(defaults, n.options) for n in self._nodes)
+            policies = tuple(resolve_policy(defaults, n.options) for n in self.nodes)
             plain = tuple(
                 n.items[0].fn
                 if n.kind == "step"
@@ -311,14 +471,14 @@ class Pipeline:
                 and p.timeout is None
                 and p.merge == "override"
                 else None
-                for n, p in zip(self._nodes, policies, strict=True)
+                for n, p in zip(self.nodes, policies, strict=True)
             )
             object.__setattr__(self, "_compiled", (policies, plain))
         assert self._compiled is not None
         return self._compiled
 
     def __repr__(self) -> str:
-        return f"Pipeline({self._name!r}, steps={self.describe()!r})"
+        return f"{type(self).__name__}({self._name!r}, steps={self.describe()!r})"
 
     def to_mermaid(self) -> str:
         """A Mermaid flowchart of the whole structure."""
@@ -326,70 +486,11 @@ class Pipeline:
 
         return to_mermaid(self)
 
-    # -- running (implemented in _runner) -----------------------------------
-
-    def run(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """Run synchronously (see docs/pipelines.md for the options).
-
-        With ``store=`` the run is durable: persisted after every step and
-        resumable by ``run_id`` (see docs/durable-runs.md).
-        """
-        if options.get("store") is not None:
-            from stepkit.durable._entry import run_durable
-
-            return run_durable(self, input, options)
-        from stepkit.engine._entry import run
-
-        return run(self, input, {k: v for k, v in options.items() if k != "store"})
-
-    async def arun(self, input: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """Run on the running event loop; step functions may be sync or async."""
-        if options.get("store") is not None:
-            from stepkit.durable._entry import arun_durable
-
-            return await arun_durable(self, input, options)
-        from stepkit.engine._entry import arun
-
-        return await arun(self, input, {k: v for k, v in options.items() if k != "store"})
-
-    def resume(self, run_id: str, **options: Any) -> RunResult:
-        """Continue a stored run (paused, failed, or crashed with ``recover=True``).
-
-        ``resume(run_id, store=..., override_data=None, recover=False,
-        version=None, fork=False, **run_options)``. A completed run returns
-        its stored result without running anything.
-        """
-        from stepkit.durable._entry import resume
-
-        return resume(self, run_id, options)
-
-    async def aresume(self, run_id: str, **options: Any) -> RunResult:
-        """Async twin of :meth:`resume`."""
-        from stepkit.durable._entry import aresume
-
-        return await aresume(self, run_id, options)
-
-    def run_checkpoint(
-        self, checkpoint: str, override_data: Mapping[str, Any] | None = None, **options: Any
-    ) -> RunResult:
-        """Resume after the step recorded in ``checkpoint``."""
-        from stepkit.engine._entry import run_checkpoint
-
-        return run_checkpoint(self, checkpoint, override_data, options)
-
-    async def arun_checkpoint(
-        self, checkpoint: str, override_data: Mapping[str, Any] | None = None, **options: Any
-    ) -> RunResult:
-        """Async twin of :meth:`run_checkpoint`."""
-        from stepkit.engine._entry import arun_checkpoint
-
-        return await arun_checkpoint(self, checkpoint, override_data, options)
-
 
 def _items(items: Sequence[Any], where: str) -> tuple[Item, ...]:
     out: list[Item] = []
     for position, item in enumerate(items, 1):
-        if isinstance(item, Pipeline):
+        if isinstance(item, PipelineBuilder):
             out.append(PipeItem(item))
         elif callable(item):
             name = _fn_name(item, position)
@@ -404,11 +505,63 @@ def _items(items: Sequence[Any], where: str) -> tuple[Item, ...]:
     return tuple(out)
 
 
-def _target(target: Any, where: str) -> Pipeline:
-    if isinstance(target, Pipeline):
+def _target(target: Any, where: str) -> PipelineBuilder:
+    if isinstance(target, PipelineBuilder):
         return target
     if callable(target):
-        return Pipeline("case").step(target)
+        return PipelineBuilder("case").step(target)
     raise PipelineDefinitionError(
         f"{where}: a branch target must be a Pipeline or a step function, got {target!r}"
     )
+
+
+_PIPELINE_OPTIONS = frozenset(
+    {
+        "on_step_complete",
+        "on_step_start",
+        "on_error",
+        "log",
+        "secret",
+        "version",
+        "migrations",
+        "renamed",
+        "compress_threshold",
+        *_POLICY_DEFAULTS,
+    }
+)
+
+
+def _checked_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate pipeline options once, at build time; normalise hooks and keys."""
+    check_name(name, "pipeline name")
+    opts = dict(options)
+    for hook in _HOOK_OPTIONS:
+        if hook in opts:
+            opts[hook] = as_hooks(opts[hook], hook)
+    defaults = {k: opts[k] for k in _POLICY_DEFAULTS if k in opts}
+    opts.update(check_options(defaults, f"Pipeline({name!r})"))
+    version = opts.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
+        raise PipelineDefinitionError(f"version= must be a str or int, got {version!r}")
+    threshold = opts.get("compress_threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0
+    ):
+        raise PipelineDefinitionError(
+            f"compress_threshold= must be a size in bytes (int >= 0) or None, got {threshold!r}"
+        )
+    check_migration_options(opts, name)
+    if opts.get("secret") is not None:
+        if name == DEFAULT_NAME:
+            raise PipelineDefinitionError(
+                "a signed pipeline needs a name of its own: Pipeline('orders', secret=...). "
+                f"Unnamed pipelines are all called {DEFAULT_NAME!r}, so one would accept "
+                "checkpoints signed for another that shares the key"
+            )
+        try:  # normalised once: a tuple of keys, newest first
+            opts["secret"] = normalize_keys(opts["secret"])
+        except InvalidArgumentError as exc:
+            raise PipelineDefinitionError(f"Pipeline({name!r}): {exc}") from None
+    else:
+        opts.pop("secret", None)
+    return opts

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from stepkit.pipeline._plan import FnItem, Node, PipeItem
 
 if TYPE_CHECKING:
-    from stepkit.pipeline._builder import Pipeline
+    from stepkit.pipeline._builder import PipelineBuilder as Pipeline
 
 Exit = tuple[str, str]  # (node id, edge label; "" for a plain edge)
 

@@ -6,10 +6,24 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from stepkit.errors import PipelineDefinitionError
-from stepkit.pipeline._plan import FnItem, Item, PipeItem
+from stepkit.pipeline._plan import FnItem, Item, Node, PipeItem
 
 if TYPE_CHECKING:
-    from stepkit.pipeline._builder import Pipeline
+    from stepkit.pipeline._builder import PipelineBuilder as Pipeline
+
+
+#: How deeply nested pipelines, branch cases and parallel steps may nest. A
+#: checkpoint's resume position grows by up to three JSON levels per level of
+#: nesting and the codec reads at most 64, so deeper structures are refused
+#: when built rather than when their first checkpoint is taken.
+MAX_NESTING = 16
+
+
+def nesting(node: Node) -> int:
+    """How many levels of pipelines ``node`` holds below its own level (0 for a function)."""
+    inner = [i.pipeline for i in node.items if isinstance(i, PipeItem)]
+    inner.extend(target for _key, target in node.cases)
+    return max((1 + p._depth for p in inner), default=0)
 
 
 def check_paths(name: str, items: tuple[Item, ...]) -> None:

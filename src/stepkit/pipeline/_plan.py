@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from stepkit.errors import PipelineDefinitionError
 
 if TYPE_CHECKING:
-    from stepkit.pipeline._builder import Pipeline
+    from stepkit.pipeline._builder import PipelineBuilder as Pipeline
 
 ErrorMode = Literal["raise", "continue", "skip_remaining"]
 MergeMode = Literal["override", "error", "warn", "skip"]

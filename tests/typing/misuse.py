@@ -1,0 +1,35 @@
+"""User code that must NOT type-check: every line marked ``# error`` is a mistake mypy catches.
+
+``tests/test_typing.py`` runs ``mypy --strict`` on this file and checks that
+mypy reports an error on each marked line, and on no other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepkit import Pipeline
+from stepkit.stores import MemoryStore
+
+
+def inc(ctx: Any) -> dict[str, int]:
+    return {"a": ctx["a"] + 1}
+
+
+p = Pipeline("p").step("inc", inc)
+store = MemoryStore()
+
+Pipeline("p", on_step_completed=print)  # error: misspelt pipeline option
+Pipeline("p", retries="3")  # error: wrong type
+Pipeline("p").step("s", inc, retires=3)  # error: misspelt step option
+Pipeline("p").step("s", inc, merge="replace")  # error: not a merge mode
+Pipeline("p").step("s", inc, on_error="ignore")  # error: not an error mode
+Pipeline("p").transform("t", inc, timeout="5")  # error: wrong type
+Pipeline("p").branch("b", on=str, cases={"x": inc}, parallel_mode="any")  # error: not a mode
+Pipeline("p").with_options(secrets="k")  # error: misspelt option
+p.run({"a": 1}, on_step_completed=print)  # error: misspelt run option
+p.run({"a": 1}, checkpoint_ttl="1h")  # error: wrong type
+p.run_checkpoint("cp", {"b": 1}, strict="yes")  # error: wrong type
+p.resume("r", store=store, overide_data={"x": 1})  # error: misspelt resume option
+p.resume("r")  # error: store= is required
+p.resume("r", store=store, recover="yes")  # error: wrong type
