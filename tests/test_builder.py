@@ -178,7 +178,7 @@ def test_fingerprint_follows_structure_not_code():
 
 
 class TestSharedNodes:
-    """Steps are appended to a list shared by a chain of builders: O(1) per step, still immutable."""
+    """Steps go to a list shared by a chain of builders: O(1) per step, still immutable."""
 
     def test_extending_an_older_pipeline_does_not_change_newer_ones(self):
         """Two pipelines built from one base each keep their own steps."""
@@ -281,7 +281,7 @@ def test_transform_named_from_function(runner):
 
 
 def test_signed_pipeline_needs_a_name():
-    """secret= without a name is refused: unnamed pipelines would accept each other's checkpoints."""
+    """secret= without a name is refused: unnamed pipelines would accept each other's."""
     with pytest.raises(PipelineDefinitionError, match="needs a name of its own"):
         Pipeline(secret="0123456789abcdef0123")
     assert Pipeline("orders", secret="0123456789abcdef0123").name == "orders"

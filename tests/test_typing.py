@@ -1,4 +1,4 @@
-"""The public signatures are typed for users: mypy --strict catches misspelt and mistyped options."""
+"""Public signatures are typed for users: mypy --strict catches misspelt and mistyped options."""
 
 from __future__ import annotations
 
@@ -34,9 +34,8 @@ def test_realistic_user_code_type_checks():
 def test_mistakes_are_type_errors():
     """Each line of tests/typing/misuse.py marked '# error' is an error, and no other line."""
     path = TYPING / "misuse.py"
-    marked = {
-        n for n, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\)  # error", line)
-    }
+    lines = path.read_text().splitlines()
+    marked = {n for n, line in enumerate(lines, 1) if re.search(r"\)  # error", line)}
     out = _mypy(path)
     reported = {int(m) for m in re.findall(rf"{re.escape(path.name)}:(\d+): error", out)}
     assert marked, "the file must mark its mistakes"

@@ -6,11 +6,9 @@
 True
 """
 
-import logging
+from typing import TYPE_CHECKING, Any
 
 from stepkit._pipeline import Pipeline
-from stepkit.checkpoints._document import decode_checkpoint
-from stepkit.checkpoints._registry import TypeRegistry, register_type
 from stepkit.errors import (
     CheckpointEncodeError,
     CheckpointError,
@@ -35,14 +33,40 @@ from stepkit.errors import (
     WorkflowError,
 )
 from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
-from stepkit.pipeline._backoff import exponential_backoff
-from stepkit.stores import open_store
+
+if TYPE_CHECKING:
+    from stepkit.checkpoints._document import decode_checkpoint
+    from stepkit.checkpoints._registry import TypeRegistry, register_type
+    from stepkit.pipeline._backoff import exponential_backoff
+    from stepkit.stores import open_store
 
 __version__ = "0.1.0"
 
-# a library logs, it does not print: without this, warnings would reach stderr
-# through logging's last-resort handler when the application configured none
-logging.getLogger("stepkit").addHandler(logging.NullHandler())
+# Loaded on first use, so that `import stepkit` stays cheap: the codec, the
+# stores (sqlite3, asyncio) and the CLI are not needed to build a pipeline.
+_LAZY = {
+    "decode_checkpoint": "stepkit.checkpoints._document",
+    "TypeRegistry": "stepkit.checkpoints._registry",
+    "register_type": "stepkit.checkpoints._registry",
+    "exponential_backoff": "stepkit.pipeline._backoff",
+    "open_store": "stepkit.stores",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stepkit' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Checkpoint",
