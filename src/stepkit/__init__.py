@@ -6,7 +6,7 @@
 True
 """
 
-from typing import TYPE_CHECKING, Any
+import typing
 
 from stepkit._pipeline import Pipeline
 from stepkit.errors import (
@@ -34,7 +34,7 @@ from stepkit.errors import (
 )
 from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from stepkit.checkpoints._document import decode_checkpoint
     from stepkit.checkpoints._registry import TypeRegistry, register_type
     from stepkit.pipeline._backoff import exponential_backoff
@@ -53,7 +53,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'stepkit' has no attribute {name!r}")
