@@ -59,7 +59,8 @@ def measure(runs: int) -> tuple[list[float], list[float]]:
     """Wall seconds of ``runs`` bare starts and ``runs`` starts importing stepkit, interleaved."""
     _time("pass")  # warm the file system cache
     _time("import stepkit")
-    bare, with_stepkit = [], []
+    bare: list[float] = []
+    with_stepkit: list[float] = []
     for i in range(runs):
         order = [("pass", bare), ("import stepkit", with_stepkit)]
         for code, into in order if i % 2 == 0 else reversed(order):
