@@ -1,5 +1,10 @@
 """Human approval: pause after generating a reply, resume when a person approves.
 
+The heart of stepkit in one file: the run *pauses* after the "generate" step
+(its handler calls ``stop_pipeline()``), hands out a *checkpoint* - a signed
+string holding the context and the position - and later *resumes* from that
+checkpoint with the approval added, in this process or any other.
+
 The checkpoint is signed (``secret=``), so it can be stored anywhere - here a
 key-value store keyed by an approval id, as a web back end would. ``approve``
 takes the checkpoint out of the store *before* resuming, so the send step runs
@@ -14,7 +19,7 @@ import secrets
 from collections.abc import MutableMapping
 from typing import Any
 
-from stepkit import Pipeline, StepEvent
+from stepkit import Pipeline, StepEvent, decode_checkpoint
 
 SECRET = "replace-me-with-a-32-byte-random-secret"  # load from your settings in real code
 SENT: list[str] = []  # the outbox: what the send step delivered
@@ -81,17 +86,30 @@ class ApprovalDesk:
 
 def main() -> None:
     desk = ApprovalDesk()
-    first = desk.request("My order has not arrived")
-    second = desk.request("Please cancel my subscription")
-    print("pending approvals:", sorted(desk.store))
 
-    print("approve first ->", desk.approve(first))
-    desk.reject(second)
-    print("rejected second; pending now:", sorted(desk.store))
+    # 1. Run until the pause: "generate" runs, the handler stops the run there.
+    first = desk.request("My order has not arrived")
+    checkpoint = desk.store[first]
+    print(f"paused after 'generate'; approval id {first}")
+    print(f"the checkpoint ({len(checkpoint)} characters, safe to store or put in a link):")
+    print(f"  {checkpoint}")
+
+    # 2. Anyone with the secret can decode and verify it: what is waiting, and where.
+    cp = decode_checkpoint(checkpoint, secret=SECRET)
+    print(f"decoded: pipeline {cp.pipeline!r}, after step {cp.step_name!r}, verified={cp.verified}")
+    print(f"  context: {dict(cp.context)}")
+
+    # 3. A person approves: the run resumes after "generate" with approved=True.
+    print("approve ->", desk.approve(first))
     try:
         desk.approve(first)
     except UnknownApprovalError as exc:
         print("approving twice ->", exc)
+
+    # 4. Another request, rejected: its checkpoint is dropped and nothing is sent.
+    second = desk.request("Please cancel my subscription")
+    desk.reject(second)
+    print("rejected the second request; pending now:", sorted(desk.store))
     print("sent:", SENT)
 
 

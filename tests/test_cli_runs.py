@@ -30,6 +30,26 @@ def workspace(tmp_path, monkeypatch):
                 .step("b", lambda ctx: {"b": ctx.get("extra", 2)})
                 .transform("t", lambda ctx: {"a": ctx["a"], "b": ctx["b"]})
             )
+
+            def pause_after_b(event):
+                if event.step_name == "b":
+                    event.stop_pipeline()
+
+            class _Pausing:
+                def resume(self, run_id, **options):
+                    return demo.resume(run_id, on_step_complete=pause_after_b, **options)
+
+            pausing = _Pausing()
+
+            def boom(ctx):
+                raise RuntimeError("boom\\nsecond line")
+
+            failing = (
+                Pipeline("demo")
+                .step("a", lambda ctx: {"a": 1})
+                .step("b", boom)
+                .transform("t", lambda ctx: {"a": ctx["a"], "b": ctx["b"]})
+            )
             """
         )
     )
@@ -112,9 +132,46 @@ def test_resume(workspace):
         "--override",
         '{"extra": 7}',
     )
-    assert (code, out) == (0, "run paused-1: completed\n")
+    assert (code, out) == (0, "run paused-1: completed\nsteps run: b, t\n")
     code, out = run("runs", "--store", workspace, "show", "paused-1")
     assert "  b: 7" in out
+
+
+def test_resume_of_a_completed_run_says_nothing_ran(workspace):
+    """Resuming a completed run returns its stored result and says that no step ran."""
+    code, out = run(
+        "runs", "--store", workspace, "resume", "done-1", "--pipeline", "flows_cli:demo"
+    )
+    assert (code, out) == (0, "run done-1: completed\nsteps run: none\n")
+
+
+def test_resume_that_pauses_again_says_where(workspace):
+    """A resume stopped by a handler reports the step it is paused after."""
+    code, out = run(
+        "runs", "--store", workspace, "resume", "paused-1", "--pipeline", "flows_cli:pausing"
+    )
+    assert (code, out) == (0, "run paused-1: paused after b\nsteps run: b\n")
+
+
+def test_resume_with_a_failing_step_exits_1(workspace, capsys):
+    """A step failing during resume prints the error on one line and exits 1."""
+    code, out = run(
+        "runs", "--store", workspace, "resume", "paused-1", "--pipeline", "flows_cli:failing"
+    )
+    assert (code, out) == (1, "")
+    err = capsys.readouterr().err
+    assert err.startswith("stepkit runs: StepFailedError:")
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("override", ["{not json", "[1, 2]", '"text"'])
+def test_override_must_be_a_json_object(workspace, capsys, override):
+    """--override that is not a JSON object is a usage error (status 2); nothing runs."""
+    argv = ["runs", "--store", workspace, "resume", "paused-1"]
+    code, _ = run(*argv, "--pipeline", "flows_cli:demo", "--override", override)
+    assert code == 2
+    assert "--override" in capsys.readouterr().err
+    assert "status:      paused" in run("runs", "--store", workspace, "show", "paused-1")[1]
 
 
 def test_delete_and_purge(workspace):
@@ -136,3 +193,78 @@ def test_errors_are_one_line(workspace, capsys):
     )
     assert run("runs", "--store", "ftp://x", "list")[0] == 1
     assert "InvalidArgumentError" in capsys.readouterr().err
+
+
+READ_ONLY = [
+    ["list"],
+    ["show", "r"],
+    ["history", "r"],
+    ["delete", "r"],
+    ["purge"],
+    ["resume", "r", "--pipeline", "flows_cli:demo"],
+]
+
+
+@pytest.mark.parametrize("action", READ_ONLY, ids=lambda a: a[0])
+def test_a_missing_sqlite_database_is_an_error(tmp_path, capsys, action):
+    """runs on a database that does not exist names the path, exits 1 and creates nothing."""
+    missing = tmp_path / "missing.db"
+    code, out = run("runs", "--store", f"sqlite:///{missing}", *action)
+    assert (code, out) == (1, "")
+    err = capsys.readouterr().err
+    assert str(missing) in err
+    assert "no runs" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("action", READ_ONLY, ids=lambda a: a[0])
+def test_a_missing_file_store_folder_is_an_error(tmp_path, capsys, action):
+    """runs on a FileStore folder that does not exist names it and creates nothing."""
+    missing = tmp_path / "runs"
+    code, out = run("runs", "--store", f"file://{missing}", *action)
+    assert (code, out) == (1, "")
+    assert str(missing) in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_relative_missing_database_is_named(tmp_path, monkeypatch, capsys):
+    """A relative sqlite:/// path is checked against the current folder."""
+    monkeypatch.chdir(tmp_path)
+    assert run("runs", "--store", "sqlite:///missing.db", "list") == (1, "")
+    assert "missing.db" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_in_memory_stores_need_no_file(capsys):
+    """memory:// and sqlite:// open empty stores: nothing to check, nothing created."""
+    assert run("runs", "--store", "memory://", "list") == (0, "no runs\n")
+    assert run("runs", "--store", "sqlite://", "list") == (0, "no runs\n")
+
+
+def test_data_is_escaped_in_tables(tmp_path, capsys):
+    """Run ids, step names and context values with control characters print escaped."""
+    evil = "r\x1b[2J\x9b31m\u202e"
+    path = tmp_path / "runs.db"
+    with SQLiteStore(path) as store:
+        (
+            __import__("stepkit")
+            .Pipeline(evil)
+            .step(evil, lambda ctx: {evil: evil})
+            .run({}, store=store, run_id=evil)
+        )
+    url = f"sqlite:///{path}"
+    for argv in (["list"], ["show", evil], ["history", evil]):
+        code, out = run("runs", "--store", url, *argv)
+        assert code == 0
+        assert_clean(out)
+        assert "r\\x1b[2J" in out
+    assert (
+        run("runs", "--store", url, "delete", evil)[1] == "deleted run r\\x1b[2J\\x9b31m\\u202e\n"
+    )
+
+
+def assert_clean(text: str) -> None:
+    """No control character other than newline, and no bidi override, in ``text``."""
+    bad = {c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F}
+    bad |= {c for c in text if 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069}
+    assert not bad, sorted(map(hex, map(ord, bad)))

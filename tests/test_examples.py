@@ -10,6 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from stepkit import decode_checkpoint
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -24,12 +26,13 @@ def load(name: str) -> ModuleType:
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_example_runs_as_a_script(path, tmp_path):
-    """Each example runs as `python examples/NAME.py` and exits 0."""
+    """Each example runs as `python examples/NAME.py`, exits 0 and leaves no file behind."""
     done = subprocess.run(
         [sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_calculator_example():
@@ -39,6 +42,32 @@ def test_calculator_example():
 
 
 class TestApprovalExample:
+    def test_main_shows_the_pause_the_checkpoint_and_the_resume(self, tmp_path):
+        """The main example prints its checkpoint, decodes it, and resumes with an approval."""
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / "approval.py")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith("paused after 'generate'")
+        checkpoint = lines[lines.index(next(x for x in lines if "the checkpoint" in x)) + 1]
+        mod = load("approval")
+        cp = decode_checkpoint(checkpoint.strip(), secret=mod.SECRET)
+        assert (cp.step_name, cp.verified, cp.context["body"]) == (
+            "generate",
+            True,
+            "My order has not arrived",
+        )
+        assert "after step 'generate', verified=True" in done.stdout
+        assert "approve -> {" in done.stdout
+        assert "'sent': True" in done.stdout
+        resumed = mod.reply_flow.run_checkpoint(checkpoint.strip(), {"approved": True})
+        assert resumed["sent"] is True
+
     def test_approve_sends_exactly_once(self):
         """Approving resumes the run; the send step runs once, a second approve fails."""
         mod = load("approval")
@@ -68,21 +97,45 @@ class TestApprovalExample:
             mod.ApprovalDesk().approve("nope")
 
 
+def sqlite_example(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / "approval_sqlite.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
 def test_sqlite_approval_across_processes(tmp_path):
     """Pause in one process, approve from others: the message is sent exactly once."""
-    script = str(EXAMPLES / "approval_sqlite.py")
-    env = {**__import__("os").environ, "APPROVALS_DB": str(tmp_path / "a.db")}
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, script, *args], capture_output=True, text=True, env=env, timeout=60
-        )
-
-    run_id = cli("request", "hello").stdout.strip()
-    assert cli("approve", run_id).stdout.strip() == "approve: sent=True"
-    assert cli("approve", run_id).stdout.strip() == "already decided: sent=True"
+    db = str(tmp_path / "a.db")
+    run_id = sqlite_example("--db", db, "request", "hello", cwd=tmp_path).stdout.strip()
+    assert sqlite_example("--db", db, "approve", run_id, cwd=tmp_path).stdout.strip() == (
+        "approve: sent=True"
+    )
+    assert sqlite_example("--db", db, "approve", run_id, cwd=tmp_path).stdout.strip() == (
+        "already decided: sent=True"
+    )
     outbox = (tmp_path / "a.db.outbox").read_text().splitlines()
     assert len(outbox) == 1
-    missing = cli("approve", "no-such-run")
+    missing = sqlite_example("--db", db, "approve", "no-such-run", cwd=tmp_path)
     assert missing.returncode == 1
     assert "no run 'no-such-run'" in missing.stderr
+
+
+def test_sqlite_demo_is_fresh_every_run(tmp_path):
+    """The demo uses a temporary database: every run sends exactly one message, leaves nothing."""
+    outputs = [sqlite_example(cwd=tmp_path) for _ in range(2)]
+    for done in outputs:
+        assert done.returncode == 0, done.stderr
+        assert "outbox: 1 message(s) sent" in done.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sqlite_example_needs_a_database_path(tmp_path):
+    """The commands need --db: no database appears in the current folder by default."""
+    done = sqlite_example("list", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--db" in done.stderr
+    assert list(tmp_path.iterdir()) == []

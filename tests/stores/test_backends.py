@@ -43,18 +43,6 @@ def test_file_store_hides_a_version_left_by_a_crashed_append(tmp_path: Path) -> 
         assert rebuild(store.versions("run-1"))[0] == {"k1": 1, "real": True}
 
 
-def test_file_store_purge_sweeps_crash_leftovers(tmp_path: Path) -> None:
-    """purge() removes trash of interrupted deletes and stale half-built runs."""
-    with FileStore(tmp_path) as store:
-        (tmp_path / ".trash-1" / "versions").mkdir(parents=True)
-        stale, fresh = tmp_path / ".tmp-old", tmp_path / ".tmp-new"
-        stale.mkdir()
-        fresh.mkdir()
-        os.utime(stale, (time.time() - 7200, time.time() - 7200))
-        assert store.purge() == 0
-    assert sorted(os.listdir(tmp_path)) == [".tmp-new"]
-
-
 def test_file_store_without_fsync_still_works(tmp_path: Path) -> None:
     """fsync=False trades power-loss durability for speed, nothing else."""
     with FileStore(tmp_path, fsync=False) as store:

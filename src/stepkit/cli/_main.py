@@ -1,118 +1,100 @@
-"""Command line: ``python -m stepkit inspect|graph ...``.
+"""``python -m stepkit``: the parser, the dispatch to each command, and the exit status.
 
-``inspect`` decodes a checkpoint (verifying it with ``--secret``); ``graph``
-prints the Mermaid diagram of a pipeline named ``module:attribute``. Errors
-print one line on stderr and exit with status 1 (2 for usage errors).
+Exit status: 0 when the command did its work; 1 for an error from stepkit (a
+malformed checkpoint, a missing run, a store that does not exist, a step that
+failed during ``runs resume``, a pipeline that cannot be loaded); 2 for a
+usage error (an unknown command or option, a malformed argument).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
-import os
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from stepkit.checkpoints._document import decode_checkpoint
+from stepkit import __version__
+from stepkit.cli._errors import CommandError
+from stepkit.cli._inspect import add_parser as add_inspect_parser
+from stepkit.cli._output import escape, escape_lines
 from stepkit.cli._runs import add_parser as add_runs_parser
+from stepkit.cli._targets import load_target
 from stepkit.errors import StepkitError
 
+__all__ = ["main"]
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
+_DESCRIPTION = "Inspect checkpoints, draw pipelines and manage durable runs."
+_EPILOG = """\
+synopsis:
+  inspect CHECKPOINT [--secret S | --secret-env VAR] [--json]
+                                 decode a checkpoint (- reads standard input)
+  graph MODULE:ATTR              print a pipeline's Mermaid diagram
+  runs --store URL list          list stored runs
+  runs --store URL show RUN_ID   print a run's record and context
+  runs --store URL history RUN_ID
+                                 list a run's versions
+  runs --store URL resume RUN_ID --pipeline MODULE:ATTR [--override JSON] [--recover]
+                                 resume a run and say which steps ran
+  runs --store URL delete RUN_ID
+                                 delete a run
+  runs --store URL purge [--older-than SECONDS] [--status STATUS]
+                                 delete expired (and old) runs
 
+Run "python -m stepkit COMMAND --help" for a command's options.
 
-def _inspect(args: argparse.Namespace, out: TextIO) -> int:
-    text = sys.stdin.read().strip() if args.checkpoint == "-" else args.checkpoint
-    secret = args.secret if args.secret is not None else os.environ.get(args.secret_env or "")
-    cp = decode_checkpoint(text, secret=secret or None)
-    if cp.verified:
-        trust = "signature verified"
-    elif cp.signed:
-        trust = "signed, NOT verified (pass --secret to verify)"
-    else:
-        trust = "unsigned"
-    fields = [
-        ("pipeline", cp.pipeline),
-        ("version", cp.version or "-"),
-        ("fingerprint", cp.fingerprint),
-        ("step", cp.step_name or "(before the first step)"),
-        ("run id", cp.run_id),
-        ("created", cp.created_at.isoformat()),
-        ("expires", cp.expires_at.isoformat() if cp.expires_at else "never"),
-        ("integrity", trust + (", compressed" if cp.compressed else "")),
-    ]
-    if args.json:
-        doc = {k.replace(" ", "_"): v for k, v in fields}
-        doc["context"] = _jsonable(dict(cp.context))
-        json.dump(doc, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-        return 0
-    for key, value in fields:
-        out.write(f"{key + ':':<12} {value}\n")
-    out.write("context:\n")
-    for key, value in cp.context.items():
-        out.write(f"  {key}: {value!r}\n")
-    return 0
-
-
-def load_target(target: str) -> Any:
-    """Import ``module:attribute`` (named by the user on the command line)."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise SystemExit(f"stepkit: expected module:attribute, got {target!r}")
-    sys.path.insert(0, os.getcwd())
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not hasattr(obj, "to_mermaid"):
-        raise SystemExit(f"stepkit: {target} is a {type(obj).__name__}, not a pipeline")
-    return obj
+exit status: 0 success, 1 error from stepkit (one line on stderr), 2 usage error."""
 
 
 def _graph(args: argparse.Namespace, out: TextIO) -> int:
-    out.write(load_target(args.target).to_mermaid())
+    out.write(escape_lines(load_target(args.target).to_mermaid()))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stepkit", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    inspect = sub.add_parser("inspect", help="decode and print a checkpoint")
-    inspect.add_argument("checkpoint", help="the checkpoint string, or - to read standard input")
-    inspect.add_argument("--secret", help="verify the signature with this secret")
-    inspect.add_argument(
-        "--secret-env", metavar="VAR", help="read the secret from this environment variable"
+    parser = argparse.ArgumentParser(
+        prog="python -m stepkit",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
-    inspect.set_defaults(func=_inspect)
-    graph = sub.add_parser("graph", help="print the Mermaid diagram of module:pipeline")
-    graph.add_argument("target", help="module:attribute naming a Pipeline")
+    parser.add_argument("--version", action="version", version=f"stepkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    add_inspect_parser(sub)
+    graph = sub.add_parser(
+        "graph",
+        help="print the Mermaid diagram of a pipeline",
+        description="Print the Mermaid flowchart of the pipeline named module:attribute.",
+    )
+    graph.add_argument(
+        "target",
+        metavar="MODULE:ATTR",
+        help="the pipeline, e.g. app.flows:reply (the current folder is on the import path)",
+    )
     graph.set_defaults(func=_graph)
     add_runs_parser(sub)
     return parser
 
 
+def _fail(command: str, message: str) -> None:
+    print(f"stepkit {command}: {escape(message)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    """Run the command line; return the exit status (help and --version go to ``out``)."""
+    out = out or sys.stdout
     try:
-        return int(args.func(args, out or sys.stdout))
+        with contextlib.redirect_stdout(out):
+            args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version (0) or a usage error (2)
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
+    command: str = args.command
+    try:
+        status: Any = args.func(args, out)
+    except CommandError as exc:
+        _fail(command, str(exc))
+        return exc.status
     except StepkitError as exc:
-        print(f"stepkit {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _fail(command, f"{type(exc).__name__}: {exc}")
         return 1
-    except (ImportError, AttributeError) as exc:
-        target = getattr(args, "target", None) or getattr(args, "pipeline_target", "")
-        print(f"stepkit {args.command}: cannot load {target!r}: {exc}", file=sys.stderr)
-        return 1
-    except json.JSONDecodeError as exc:
-        print(f"stepkit {args.command}: --override is not valid JSON: {exc}", file=sys.stderr)
-        return 2
+    return int(status)

@@ -1,27 +1,58 @@
-"""``python -m stepkit runs --store URL list|show|history|resume|delete|purge``."""
+"""``python -m stepkit runs --store URL list|show|history|resume|delete|purge``.
+
+Every action works on an existing store: a database file or folder that does
+not exist is an error naming its path, never a new, empty store.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+import os
 from typing import Any, TextIO
 
+from stepkit.cli._errors import CommandError, UsageError
+from stepkit.cli._output import escape, table, when
+from stepkit.cli._targets import load_target
 from stepkit.errors import RunNotFoundError
 from stepkit.stores import RunRecord, open_store
 
+__all__ = ["add_parser"]
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+_STATUSES = ["running", "paused", "completed", "failed"]
+_URLS = """\
+store URLs:
+  sqlite:///runs.db            SQLiteStore, path relative to the current folder
+  sqlite:////var/app/runs.db   SQLiteStore, absolute path (four slashes)
+  file://runs                  FileStore folder (file:///abs/path for an absolute one)
+  memory://                    an empty in-memory store (for trying things out)
+The database file or folder must exist: runs never creates a store."""
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+def _existing_path(url: str) -> str | None:
+    """The file or folder a store URL names, when it names one (see ``open_store``)."""
+    scheme, sep, rest = url.partition("://")
+    path = rest.partition("?")[0]
+    scheme = scheme.lower()
+    if sep and scheme == "sqlite" and path.startswith("/") and path[1:] not in ("", ":memory:"):
+        return path[1:]
+    if sep and scheme == "file" and path:
+        return path
+    return None
+
+
+def _open(url: str) -> Any:
+    path = _existing_path(url)
+    if path is not None:
+        folder = url.lower().startswith("file:")
+        exists = os.path.isdir(path) if folder else os.path.isfile(path)
+        if not exists:
+            kind = "FileStore folder" if folder else "SQLite database"
+            raise CommandError(
+                f"no {kind} at {os.path.abspath(path)!r} (from --store {url!r}); check the "
+                "path — runs works on an existing store and never creates one"
+            )
+    return open_store(url)
 
 
 def _record(store: Any, run_id: str) -> RunRecord:
@@ -40,10 +71,10 @@ def _list(store: Any, args: argparse.Namespace, out: TextIO) -> None:
         ("RUN ID", "PIPELINE", "STATUS", "VERSION", "STEP", "UPDATED (UTC)")
     ]
     rows += [
-        (r.run_id, r.pipeline, r.status, str(r.version), r.step_name or "-", _when(r.updated_at))
+        (r.run_id, r.pipeline, r.status, str(r.version), r.step_name or "-", when(r.updated_at))
         for r in runs
     ]
-    out.write(_table(rows) + "\n")
+    out.write(table(rows) + "\n")
 
 
 def _show(store: Any, args: argparse.Namespace, out: TextIO) -> None:
@@ -55,16 +86,16 @@ def _show(store: Any, args: argparse.Namespace, out: TextIO) -> None:
         ("version", str(r.version)),
         ("step", r.step_name or "(before the first step)"),
         ("error", r.error or "-"),
-        ("created", _when(r.created_at)),
-        ("updated", _when(r.updated_at)),
-        ("expires", _when(r.expires_at) if r.expires_at else "never"),
-        ("lease until", _when(r.lease_until)),
+        ("created", when(r.created_at)),
+        ("updated", when(r.updated_at)),
+        ("expires", when(r.expires_at) if r.expires_at else "never"),
+        ("lease until", when(r.lease_until)),
     ]
     for key, value in fields:
-        out.write(f"{key + ':':<13}{value}\n")
+        out.write(f"{key + ':':<13}{escape(value)}\n")
     out.write("context:\n")
     for key, value in store.snapshot(args.run_id).items():
-        out.write(f"  {key}: {value!r}\n")
+        out.write(f"  {escape(key)}: {escape(repr(value))}\n")
 
 
 def _history(store: Any, args: argparse.Namespace, out: TextIO) -> None:
@@ -81,25 +112,43 @@ def _history(store: Any, args: argparse.Namespace, out: TextIO) -> None:
                 changed,
                 ", ".join(v.removed) or "-",
                 "yes" if v.snapshot is not None else "",
-                _when(v.created_at),
+                when(v.created_at),
             )
         )
-    out.write(_table(rows) + "\n")
+    out.write(table(rows) + "\n")
+
+
+def _override(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--override is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"--override must be a JSON object such as '{{\"approved\": true}}', "
+            f"got a {type(value).__name__}"
+        )
+    return value
 
 
 def _resume(store: Any, args: argparse.Namespace, out: TextIO) -> None:
-    from stepkit.cli._main import load_target
-
-    pipeline = load_target(args.pipeline_target)
-    override = json.loads(args.override) if args.override else None
-    result = pipeline.resume(args.run_id, store=store, recover=args.recover, override_data=override)
-    out.write(f"run {result.run_id}: {result.status}\n")
+    pipeline = load_target(args.pipeline_target, needs="resume")
+    result = pipeline.resume(
+        args.run_id, store=store, recover=args.recover, override_data=args.override_data
+    )
+    stopped = result.status == "stopped"
+    status = f"paused after {result.stopped_at}" if stopped else result.status
+    ran = [s.name if s.status == "completed" else f"{s.name} ({s.status})" for s in result.steps]
+    out.write(f"run {escape(result.run_id)}: {escape(status)}\n")
+    out.write(f"steps run: {escape(', '.join(ran) or 'none')}\n")
 
 
 def _delete(store: Any, args: argparse.Namespace, out: TextIO) -> None:
     if not store.delete(args.run_id):
         raise RunNotFoundError(f"no run {args.run_id!r} in this store", run_id=args.run_id)
-    out.write(f"deleted run {args.run_id}\n")
+    out.write(f"deleted run {escape(args.run_id)}\n")
 
 
 def _purge(store: Any, args: argparse.Namespace, out: TextIO) -> None:
@@ -109,40 +158,61 @@ def _purge(store: Any, args: argparse.Namespace, out: TextIO) -> None:
     out.write(f"purged {count} run(s)\n")
 
 
-def add_parser(sub: Any) -> None:
-    runs = sub.add_parser("runs", help="manage durable runs in a store")
-    runs.add_argument(
-        "--store", required=True, help="store URL: sqlite:///runs.db, file://dir, ..."
-    )
-    runs.set_defaults(func=run_command)
-    actions = runs.add_subparsers(dest="action", required=True)
-    lst = actions.add_parser("list", help="list runs, newest first")
-    lst.add_argument("--pipeline")
-    lst.add_argument("--status", choices=["running", "paused", "completed", "failed"])
-    lst.add_argument("--limit", type=int, default=50)
-    lst.set_defaults(action_fn=_list)
-    for name, fn, text in (
-        ("show", _show, "a run's record and context"),
-        ("history", _history, "a run's versions"),
-        ("delete", _delete, "delete a run"),
-    ):
-        p = actions.add_parser(name, help=text)
-        p.add_argument("run_id")
-        p.set_defaults(action_fn=fn)
-    res = actions.add_parser("resume", help="resume a run with the pipeline module:attribute")
-    res.add_argument("run_id")
-    res.add_argument("--pipeline", dest="pipeline_target", required=True, help="module:attribute")
-    res.add_argument("--recover", action="store_true", help="take over a run left running")
-    res.add_argument("--override", help="override data as a JSON object")
-    res.set_defaults(action_fn=_resume)
-    purge = actions.add_parser("purge", help="delete expired (and optionally old) runs")
-    purge.add_argument("--older-than", type=float, metavar="SECONDS")
-    purge.add_argument("--status", choices=["running", "paused", "completed", "failed"])
-    purge.add_argument("--keep-expired", action="store_true", help="do not purge expired runs")
-    purge.set_defaults(action_fn=_purge)
-
-
-def run_command(args: argparse.Namespace, out: TextIO) -> int:
-    with open_store(args.store) as store:
+def _run_command(args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "resume":  # a usage error, found before the store is opened
+        args.override_data = _override(args.override)
+    with _open(args.store) as store:
         args.action_fn(store, args, out)
     return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``runs`` command and its actions to the top-level subparsers."""
+    runs = sub.add_parser(
+        "runs",
+        help="manage durable runs in a store: list, show, history, resume, delete, purge",
+        description="Manage the durable runs kept in a store.",
+        epilog=_URLS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    runs.add_argument("--store", required=True, metavar="URL", help="the store's URL (see below)")
+    runs.set_defaults(func=_run_command)
+    actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
+    lst = actions.add_parser("list", help="list runs, most recently updated first")
+    lst.add_argument("--pipeline", metavar="NAME", help="only runs of this pipeline")
+    lst.add_argument("--status", choices=_STATUSES, help="only runs with this status")
+    lst.add_argument("--limit", type=int, default=50, help="show at most this many (default 50)")
+    lst.set_defaults(action_fn=_list)
+    for name, fn, text in (
+        ("show", _show, "print a run's record and its current context"),
+        ("history", _history, "list a run's versions: the keys each step changed"),
+        ("delete", _delete, "delete a run and its history"),
+    ):
+        p = actions.add_parser(name, help=text)
+        p.add_argument("run_id", metavar="RUN_ID")
+        p.set_defaults(action_fn=fn)
+    res = actions.add_parser(
+        "resume",
+        help="resume a paused, failed or crashed run with its pipeline",
+        description="Resume a run with the pipeline named module:attribute, then say what ran.",
+    )
+    res.add_argument("run_id", metavar="RUN_ID")
+    res.add_argument(
+        "--pipeline",
+        dest="pipeline_target",
+        required=True,
+        metavar="MODULE:ATTR",
+        help="the pipeline, e.g. app.flows:reply (the current folder is on the import path)",
+    )
+    res.add_argument(
+        "--recover", action="store_true", help="take over a run left running by a dead process"
+    )
+    res.add_argument("--override", metavar="JSON", help="data for the run, e.g. '{\"ok\": true}'")
+    res.set_defaults(action_fn=_resume)
+    purge = actions.add_parser("purge", help="delete expired runs (and, if asked, old ones)")
+    purge.add_argument(
+        "--older-than", type=float, metavar="SECONDS", help="also runs not updated for this long"
+    )
+    purge.add_argument("--status", choices=_STATUSES, help="only runs with this status")
+    purge.add_argument("--keep-expired", action="store_true", help="do not purge expired runs")
+    purge.set_defaults(action_fn=_purge)

@@ -1,7 +1,8 @@
 """``FileStore``: one folder per run, atomic replace-on-write, ``flock`` for claims.
 
-Layout: ``<root>/<name>/run.json``, ``lock`` and ``versions/<000000000001>.json``
-(plus ``<n>.snapshot.json`` for snapshots, so :meth:`history` never reads them).
+Layout: ``<root>/<name>/run.json``, ``lock``, the ``.stepkit-run`` marker and
+``versions/<000000000001>.json`` (plus ``<n>.snapshot.json`` for snapshots, so
+:meth:`history` never reads them).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ __all__ = ["FileStore"]
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-.")
 _VERSION_FILE = re.compile(r"^(\d{12})\.json$")
 _STALE_TEMP_SECONDS = 3600.0
+# Folders this store makes beside the runs (half-built runs, deleted runs awaiting
+# removal) have names it owns outright and hold a marker file; purge() sweeps only those.
+_TEMP_PREFIX, _TRASH_PREFIX = ".stepkit-tmp-", ".stepkit-trash-"
+_OWN_FOLDER = re.compile(r"^\.stepkit-(tmp|trash)-[0-9a-f]{32}$")
+_MARKER = ".stepkit-run"
 
 
 def _read(path: str) -> bytes | None:
@@ -47,6 +53,26 @@ def _read(path: str) -> bytes | None:
             return f.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a folder this store made, its marker last, so a crash midway leaves it sweepable."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        if name != _MARKER:
+            child = os.path.join(path, name)
+            if os.path.isdir(child) and not os.path.islink(child):
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    os.unlink(child)
+    with suppress(OSError):
+        os.unlink(os.path.join(path, _MARKER))
+    with suppress(OSError):
+        os.rmdir(path)
 
 
 class FileStore(BaseStore):
@@ -222,10 +248,11 @@ class FileStore(BaseStore):
         if os.path.lexists(target):
             raise RunConflictError(f"run {record.run_id!r} already exists", run_id=record.run_id)
         # Build the whole folder aside, then rename it into place: a run appears complete.
-        temp = os.path.join(self._root, f".tmp-{uuid.uuid4().hex}")
+        temp = os.path.join(self._root, f"{_TEMP_PREFIX}{uuid.uuid4().hex}")
         versions_dir = os.path.join(temp, "versions")
         try:
             os.mkdir(temp)
+            os.close(os.open(os.path.join(temp, _MARKER), os.O_WRONLY | os.O_CREAT, 0o666))
             os.mkdir(versions_dir)
             os.close(os.open(os.path.join(temp, "lock"), os.O_WRONLY | os.O_CREAT, 0o666))
             if first is not None:
@@ -242,7 +269,7 @@ class FileStore(BaseStore):
                     ) from None
                 raise
         except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
+            _remove_tree(temp)
             raise
         self._sync_dir(self._root)
 
@@ -287,7 +314,7 @@ class FileStore(BaseStore):
 
     def _remove_locked(self, run_id: str, rule: PurgeRule | None) -> bool:
         """Delete a run under its lock (if it still matches ``rule``); True if deleted."""
-        trash = os.path.join(self._root, f".trash-{uuid.uuid4().hex}")
+        trash = os.path.join(self._root, f"{_TRASH_PREFIX}{uuid.uuid4().hex}")
         try:
             with self._locked(run_id) as run_dir:
                 if rule is not None:
@@ -298,7 +325,7 @@ class FileStore(BaseStore):
         except RunNotFoundError:
             return False
         self._sync_dir(self._root)
-        shutil.rmtree(trash, ignore_errors=True)
+        _remove_tree(trash)
         return True
 
     def _delete(self, run_id: str) -> bool:
@@ -311,16 +338,28 @@ class FileStore(BaseStore):
         return sum(self._remove_locked(run_id, rule) for run_id in doomed)
 
     def _sweep_leftovers(self) -> None:
-        """Remove what crashed writers left: trash folders, and old half-built runs."""
+        """Remove what crashed writers left: trash folders, and old half-built runs.
+
+        Only folders this store made: named ``.stepkit-(tmp|trash)-<32 hex>``, real
+        folders (not links) holding its marker file; an empty one is merely rmdir-ed.
+        Anything else in the root, however it is named, is left alone.
+        """
         with os.scandir(self._root) as entries:
-            for entry in entries:
-                with suppress(FileNotFoundError):  # a create may rename its .tmp- away
-                    stale = entry.name.startswith(".trash-") or (
-                        entry.name.startswith(".tmp-")
-                        and entry.stat().st_mtime < time.time() - _STALE_TEMP_SECONDS
-                    )
-                    if stale:
-                        shutil.rmtree(entry.path, ignore_errors=True)
+            found = [e for e in entries if _OWN_FOLDER.match(e.name)]
+        for entry in found:
+            with suppress(FileNotFoundError):  # a create may rename its temp folder away
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                if entry.name.startswith(_TEMP_PREFIX) and (
+                    entry.stat(follow_symlinks=False).st_mtime >= time.time() - _STALE_TEMP_SECONDS
+                ):
+                    continue  # may still be renamed into place by its writer
+                marker = os.path.join(entry.path, _MARKER)
+                if os.path.isfile(marker) and not os.path.islink(marker):
+                    _remove_tree(entry.path)
+                else:
+                    with suppress(OSError):  # succeeds only if empty: nothing to lose
+                        os.rmdir(entry.path)
 
     def _version(self, run_id: str, version: int) -> VersionRecord | None:
         return self._read_version(self._dir(run_id), version, snapshot=True)
