@@ -7,7 +7,7 @@ benchmarks/soak_crash.py)::
                                            [--spin SEED] [--lease SECONDS]
     python tests/durable_worker.py recover KIND STORE LOG RUN_ID [same options]
                                            [--dead-owner OWNER] [--go] [--ahead SECONDS]
-                                           [--api resume|aresume]
+                                           [--override JSON] [--api resume|aresume]
     python tests/durable_worker.py race    KIND STORE SIDE RUN_ID [--api resume|aresume]
 
 ``KIND`` is ``sqlite`` or ``file``. ``run`` starts the persisted pipeline of
@@ -223,6 +223,8 @@ def _child_crash(args: argparse.Namespace) -> None:
             if not sys.stdin.readline():
                 os._exit(3)
         hooks["dead_owner"] = args.dead_owner
+        if args.override:
+            hooks["override_data"] = json.loads(args.override)
         try:
             if args.api == "aresume":
                 result = asyncio.run(
@@ -236,7 +238,10 @@ def _child_crash(args: argparse.Namespace) -> None:
             return
     elapsed = time.perf_counter() - began[0] if began else 0.0
     store.close()
-    _say("done " + json.dumps({"status": result.status, "elapsed": elapsed}))
+    _say(
+        "done "
+        + json.dumps({"status": result.status, "elapsed": elapsed, "steps": len(result.steps)})
+    )
 
 
 def _child_race(args: argparse.Namespace) -> None:
@@ -272,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dead-owner", default=None, help="recover: the killed run's owner")
     parser.add_argument("--go", action="store_true", help="recover: wait for a start line")
     parser.add_argument("--ahead", type=float, default=0.0, help="store clock ahead (seconds)")
+    parser.add_argument("--override", default=None, help="recover: override_data as JSON")
     args = parser.parse_args(argv)
     if args.mode == "race":
         _child_race(args)
@@ -562,13 +568,13 @@ def crash_and_recover(
     """Run the crash pipeline in a child, SIGKILL it as planned, check, and recover it.
 
     Recovery is ``resume(run_id, recover=True, dead_owner=<the killed owner>)``
-    — in a child killed again if ``plan.then``, finally in this process. Checks: the store opens cleanly
-    after each kill; the run is ``running`` (found by ``list``) or, if the
-    kill came late, ``completed``; its history is a prefix of the steps; each
-    child logged exactly the steps it persisted, plus at most the one in
-    flight; the final context equals ``reference``; every step is logged,
-    and only the step right after each kill's last persisted one may be
-    logged twice.
+    — in a child killed again if ``plan.then``, finally in this process.
+    Checks: the store opens cleanly after each kill; the run is ``running``
+    (found by ``list``) or, if the kill came late, ``completed``; its history
+    is a prefix of the steps; each child logged exactly the steps it
+    persisted, plus at most the one in flight; the final context equals
+    ``reference``; every step is logged, and only the step right after each
+    kill's last persisted one may be logged twice.
     """
     outcome = Outcome(run_id, plan)
     context = f"run {run_id}, plan {plan.describe()}"

@@ -45,7 +45,9 @@ def kinds_are_stored(request, store) -> None:
     stores branch (a column / a JSON field), until then their check is an expected failure."""
     if store.kind != "memory":
         request.applymarker(
-            pytest.mark.xfail(reason="kind is persisted by FileStore/SQLiteStore in the stores branch")
+            pytest.mark.xfail(
+                reason="kind is persisted by FileStore/SQLiteStore in the stores branch"
+            )
         )
 
 
@@ -211,7 +213,9 @@ class TestPersisted:
         send = Flaky()
         send.ok = True
         pipeline = paused(runner, store, send)
-        result = resume(runner, pipeline, "r", store=store, version=2, override_data={"approved": 1})
+        result = resume(
+            runner, pipeline, "r", store=store, version=2, override_data={"approved": 1}
+        )
         assert result["archived"] == 1
         history = store.history("r")
         assert [(v.version, v.parent, v.step_name) for v in history][3:] == [
