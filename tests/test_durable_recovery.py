@@ -29,7 +29,7 @@ from durable_worker import (
 from support import Recorder
 
 from stepkit import InvalidArgumentError, Pipeline, RunConflictError
-from stepkit.durable._hold import DEFAULT_LEASE
+from stepkit.durable._hold import DEFAULT_LEASE, KEEPER
 from stepkit.stores import FileStore, MemoryStore, SQLiteStore
 from stepkit.testing import FakeClock
 
@@ -239,7 +239,7 @@ class TestHeartbeat:
         assert store.get("r").status == "completed"
 
     def test_the_heartbeat_stops_when_the_run_ends(self, runner):
-        """No heartbeat thread or task outlives its run."""
+        """No heartbeat outlives its run: the keeper holds nothing more, no task is left."""
         store = MemoryStore()
         pipeline = Pipeline("p").step("a", lambda ctx: {"a": 1})
 
@@ -253,7 +253,7 @@ class TestHeartbeat:
             pipeline.run({}, store=store)
         else:
             assert asyncio.run(arun_and_list()) == []
-        assert [t for t in threading.enumerate() if t.name.startswith("stepkit-lease-")] == []
+        assert KEEPER.held() == 0
 
     def test_a_lost_claim_stops_the_heartbeat_and_the_run_persists_nothing_more(self, runner):
         """Taken over mid-step: the renewal is refused, and the step's result is not saved."""
@@ -271,6 +271,7 @@ class TestHeartbeat:
             runner.run(pipeline, {}, store=store, run_id="r", lease=0.03)
         record = store.get("r")
         assert (record.status, record.owner, record.version) == ("running", "thief", 2)
+        assert KEEPER.held() == 0
         assert [v.step_name for v in store.history("r")] == [None, "a"]
 
 
