@@ -337,6 +337,24 @@ class TestExpectVersion:
         final = store.get("r").version
         assert resume(runner, pipeline, "r", store=store, expect_version=final)["sent"] is True
 
+    def test_expect_version_guards_time_travel_and_forks_too(self, runner, store):
+        """With version= or fork=True, expect_version= is compared with the run's version now."""
+        sent: list[str] = []
+        pipeline = self.two_gates(sent)
+        runner.run(
+            pipeline, {"body": "hi"}, store=store, run_id="r", on_step_complete=Recorder("gate1")
+        )
+        now = store.get("r").version
+        for extra in ({"version": 2}, {"version": 2, "fork": True}):
+            with pytest.raises(RunConflictError, match="expect_version"):
+                resume(runner, pipeline, "r", store=store, expect_version=now - 1, **extra)
+        assert sent == []
+        forked = resume(
+            runner, pipeline, "r", store=store, expect_version=now, version=2, fork=True
+        )
+        assert forked.run_id != "r"
+        assert sent == ["hi"]
+
     @pytest.mark.parametrize("bad", [0, -1, "2", True, 2.0])
     def test_a_bad_expect_version_is_refused(self, runner, store, bad):
         """expect_version= must be an int >= 1."""

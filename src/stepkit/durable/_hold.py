@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -136,10 +137,15 @@ class Hold:
 class Keeper:
     """One daemon thread renewing the leases of every run this process holds under ``run()``.
 
-    Started on first use (again after a fork); idle while nothing is held.
+    Started on first use; idle while nothing is held. A forked child starts
+    afresh: it never renews the runs its parent holds.
     """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
         self._cond = threading.Condition()
         self._due: dict[Hold, float] = {}  # hold -> when to renew it (time.monotonic)
         self._busy: Hold | None = None  # the hold being renewed, outside the lock
@@ -152,6 +158,8 @@ class Keeper:
             return len(self._due)
 
     def add(self, hold: Hold) -> None:
+        if self._pid != os.getpid():  # forked: the parent's holds and thread are not ours
+            self._reset()
         with self._cond:
             due = self._due[hold] = time.monotonic() + heartbeat_interval(hold.lease)
             if self._thread is None or not self._thread.is_alive():
