@@ -6,11 +6,17 @@ benchmarks/soak_crash.py)::
     python tests/durable_worker.py run     KIND STORE LOG RUN_ID [--mark K:PHASE] [--hold]
                                            [--spin SEED] [--lease SECONDS]
     python tests/durable_worker.py recover KIND STORE LOG RUN_ID [same options]
+                                           [--dead-owner OWNER] [--go] [--ahead SECONDS]
+                                           [--override JSON] [--api resume|aresume]
     python tests/durable_worker.py race    KIND STORE SIDE RUN_ID [--api resume|aresume]
 
 ``KIND`` is ``sqlite`` or ``file``. ``run`` starts the persisted pipeline of
-:func:`crash_pipeline`; ``recover`` resumes it with ``recover=True``; ``race``
-resumes the paused run of :func:`race_pipeline` once told to start.
+:func:`crash_pipeline`; ``recover`` resumes it with ``recover=True`` (naming
+the killed owner with ``--dead-owner``; with ``--go`` it first says ``ready``
+and waits for a start line; ``--ahead`` runs its store clock that many seconds
+ahead, so the killed owner's lease has expired for it; a refused claim ends
+with ``done {"status": "conflict"}``); ``race`` resumes the paused run of
+:func:`race_pipeline` once told to start.
 
 The child talks on stdout, one line per message: ``mark`` when it reaches
 ``--mark K:PHASE`` (step K, 1-based; PHASE ``start``: before the step runs,
@@ -181,7 +187,10 @@ def _block() -> None:
 
 
 def _child_crash(args: argparse.Namespace) -> None:
-    store = open_kind(args.kind, args.store)
+    options: dict[str, Any] = {}
+    if args.ahead:
+        options["clock"] = lambda: time.time() + args.ahead
+    store = open_kind(args.kind, args.store, **options)
     mark: tuple[int, str] | None = None
     if args.mark:
         k, _, phase = args.mark.partition(":")
@@ -209,10 +218,30 @@ def _child_crash(args: argparse.Namespace) -> None:
     if args.mode == "run":
         result = pipeline.run(INPUT, store=store, run_id=args.run_id, **hooks)
     else:
-        result = pipeline.resume(args.run_id, store=store, recover=True, **hooks)
+        if args.go:
+            _say("ready")
+            if not sys.stdin.readline():
+                os._exit(3)
+        hooks["dead_owner"] = args.dead_owner
+        if args.override:
+            hooks["override_data"] = json.loads(args.override)
+        try:
+            if args.api == "aresume":
+                result = asyncio.run(
+                    pipeline.aresume(args.run_id, store=store, recover=True, **hooks)
+                )
+            else:
+                result = pipeline.resume(args.run_id, store=store, recover=True, **hooks)
+        except RunConflictError as exc:
+            store.close()
+            _say("done " + json.dumps({"status": "conflict", "error": str(exc)}))
+            return
     elapsed = time.perf_counter() - began[0] if began else 0.0
     store.close()
-    _say("done " + json.dumps({"status": result.status, "elapsed": elapsed}))
+    _say(
+        "done "
+        + json.dumps({"status": result.status, "elapsed": elapsed, "steps": len(result.steps)})
+    )
 
 
 def _child_race(args: argparse.Namespace) -> None:
@@ -245,6 +274,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--spin", type=int, default=None)
     parser.add_argument("--lease", type=float, default=None)
     parser.add_argument("--api", choices=("resume", "aresume"), default="resume")
+    parser.add_argument("--dead-owner", default=None, help="recover: the killed run's owner")
+    parser.add_argument("--go", action="store_true", help="recover: wait for a start line")
+    parser.add_argument("--ahead", type=float, default=0.0, help="store clock ahead (seconds)")
+    parser.add_argument("--override", default=None, help="recover: override_data as JSON")
     args = parser.parse_args(argv)
     if args.mode == "race":
         _child_race(args)
@@ -453,12 +486,25 @@ def calibrate(kind: str, store_path: str, log: str, run_id: str) -> float:
     return float(done["elapsed"])
 
 
+def owner_of(kind: str, store_path: str, run_id: str) -> str | None:
+    """The owner token of ``run_id`` as stored (who holds its claim), or None."""
+    store = open_kind(kind, store_path)
+    try:
+        record = store.get(run_id)
+        return None if record is None else record.owner
+    finally:
+        store.close()
+
+
 def _kill_child(
     mode: str, kind: str, store_path: str, log: str, run_id: str, plan: KillPlan
 ) -> int:
     """Start a ``run``/``recover`` child, kill it as planned; its exit code (-9 if killed)."""
     args = [mode, kind, store_path, log, run_id, "--mark", f"{plan.step}:{plan.phase}"]
     args += ["--spin", str(plan.spin)] + (["--hold"] if plan.how == "hold" else [])
+    if mode == "recover":  # the previous child was killed: name it as dead
+        dead = owner_of(kind, store_path, run_id)
+        args += ["--dead-owner", dead] if dead else []
     with Child(*args) as child:
         line = child.line()
         if line.startswith("done "):  # a recovering child with nothing left to run
@@ -521,14 +567,14 @@ def crash_and_recover(
 ) -> Outcome:
     """Run the crash pipeline in a child, SIGKILL it as planned, check, and recover it.
 
-    Recovery is ``resume(run_id, recover=True)`` — in a child killed again if
-    ``plan.then``, finally in this process. Checks: the store opens cleanly
-    after each kill; the run is ``running`` (found by ``list``) or, if the
-    kill came late, ``completed``; its history is a prefix of the steps; each
-    child logged exactly the steps it persisted, plus at most the one in
-    flight; the final context equals ``reference``; every step is logged,
-    and only the step right after each kill's last persisted one may be
-    logged twice.
+    Recovery is ``resume(run_id, recover=True, dead_owner=<the killed owner>)``
+    — in a child killed again if ``plan.then``, finally in this process.
+    Checks: the store opens cleanly after each kill; the run is ``running``
+    (found by ``list``) or, if the kill came late, ``completed``; its history
+    is a prefix of the steps; each child logged exactly the steps it
+    persisted, plus at most the one in flight; the final context equals
+    ``reference``; every step is logged, and only the step right after each
+    kill's last persisted one may be logged twice.
     """
     outcome = Outcome(run_id, plan)
     context = f"run {run_id}, plan {plan.describe()}"
@@ -559,7 +605,11 @@ def crash_and_recover(
             )
         store = open_kind(kind, store_path)
         try:
-            result = crash_pipeline(log, run_id).resume(run_id, store=store, recover=True)
+            record = store.get(run_id)
+            dead = record.owner if record is not None else None
+            result = crash_pipeline(log, run_id).resume(
+                run_id, store=store, recover=True, dead_owner=dead
+            )
             check(result.status == "completed", f"recovered run status {result.status}")
             check(not result.definition_changed, "the fingerprint differs between processes")
             check(dict(result) == reference, f"final context {dict(result)} != {reference}")

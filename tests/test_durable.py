@@ -271,18 +271,24 @@ class TestHistory:
             assert store.snapshot("r", version) == expected
 
     def test_time_travel(self, runner, store):
-        """resume(version=v) continues from an earlier version; versions stay monotonic."""
+        """resume(version=v) continues from an earlier version; versions stay monotonic.
+
+        The override is the first version of the new branch: its parent is v.
+        """
         send = Sent()
         start_paused(runner, store, send=send)
         result = resume(
             runner, approval(send), "r", store=store, version=2, override_data={"body": "x"}
         )
         assert result["reply"] == "HI"  # version 2 is after 'generate'; it does not run again
+        assert result["body"] == "x"
         history = store.history("r")
-        assert [(v.version, v.parent, v.step_name) for v in history][-2:] == [
-            (4, 2, "review"),
-            (5, 4, "send"),
+        assert [(v.version, v.parent, v.step_name) for v in history][-3:] == [
+            (4, 2, "generate"),
+            (5, 4, "review"),
+            (6, 5, "send"),
         ]
+        assert store.snapshot("r", 4) == {"body": "x", "reply": "HI"}
 
     def test_fork(self, runner, store):
         """fork=True continues from a version as a new run; the original is untouched."""

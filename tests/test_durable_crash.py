@@ -38,6 +38,7 @@ from durable_worker import (
 )
 
 from stepkit import Pipeline, RunConflictError, RunExpiredError
+from stepkit.durable import _hold
 from stepkit.stores import FileStore, MemoryStore, SQLiteStore
 
 KILLS = int(os.environ.get("STEPKIT_CRASH_KILLS", "28"))
@@ -207,8 +208,14 @@ def test_four_processes_resume_a_pause_exactly_once(kind: str, api: str, tmp_pat
 
 
 @pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
-def test_an_expired_lease_lets_resume_take_over_a_live_run(kind: str, tmp_path: Path) -> None:
-    """Run stuck in step s02 with lease=0.2: resume conflicts until the clock passes the lease."""
+def test_an_expired_lease_lets_resume_take_over_a_live_run(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run stuck in step s02 with lease=0.2: resume conflicts until the clock passes the lease.
+
+    Its heartbeat is stalled (as in a process that hangs), so nothing renews the lease.
+    """
+    monkeypatch.setattr(_hold, "heartbeat_interval", lambda lease: 3600.0)
     clock = Clock()
     store = _store(kind, tmp_path, clock=clock)
     entered, release = threading.Event(), threading.Event()

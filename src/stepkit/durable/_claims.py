@@ -28,6 +28,7 @@ class State:
     record: RunRecord
     context: dict[str, Any]
     position: Any
+    position_text: str  # the position as stored (what an override version repeats)
     step_name: str | None
     version: int  # the version this state is
     fingerprint: str
@@ -96,6 +97,7 @@ def load(record: RunRecord, version: int | None) -> StoreGen:
         record=record,
         context=context,
         position=position,
+        position_text=last.position,
         step_name=last.step_name,
         version=last.version,
         fingerprint=fingerprint,
@@ -111,8 +113,10 @@ def claim_and_load(
     run_id: str,
     *,
     owner: str,
-    lease: float | None,
+    lease: float,
     recover: bool,
+    dead_owner: str | None,
+    expect_version: int | None,
     version: int | None,
     fork: bool,
 ) -> StoreGen:
@@ -120,6 +124,7 @@ def claim_and_load(
 
     Returns ``(state, claimed)``; a completed run without ``version``/``fork``
     returns its state with ``claimed`` false (the caller returns the stored result).
+    ``expect_version`` is the version the run must stand at now, else RunConflictError.
     """
     record = yield ("get", (run_id,), {})
     if record is None:
@@ -127,6 +132,12 @@ def claim_and_load(
     if record.pipeline != pipeline:
         raise CheckpointMismatchError(
             f"run {run_id!r} belongs to pipeline {record.pipeline!r}, not {pipeline!r}"
+        )
+    if expect_version is not None and record.version != expect_version:
+        raise RunConflictError(
+            f"run {run_id!r} stands at version {record.version}, not at expect_version="
+            f"{expect_version}: it moved on since (another resume answered that pause)",
+            run_id=run_id,
         )
     if record.status == "completed" and not fork:
         if version is None:
@@ -138,11 +149,10 @@ def claim_and_load(
         )
     if fork:
         return (yield from load(record, version)), False
-    claimed = yield (
-        "claim",
-        (run_id,),
-        {"owner": owner, "lease": lease, "recover": recover, "expect_version": record.version},
-    )
+    how = {"owner": owner, "lease": lease, "recover": recover, "expect_version": record.version}
+    if dead_owner is not None:
+        how["dead_owner"] = dead_owner
+    claimed = yield ("claim", (run_id,), how)
     try:
         state = yield from load(claimed, version)
     except BaseException:

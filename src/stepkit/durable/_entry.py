@@ -1,8 +1,12 @@
 """Entry points of durable runs: ``run(..., store=)`` and ``resume(run_id, store=)``.
 
-They prepare a run as :mod:`stepkit.engine._entry` does, then hold a conversation
-with the store (start or claim the run, load its state) and attach a
-:class:`~stepkit.durable._persister.Persister` so every step is saved before the next.
+They wrap plain runs through the interface of :mod:`stepkit.engine._entry`
+(``prepare_start``/``prepare_resume``, then ``drive_sync``/``drive_async`` with
+an ``on_finish`` callback) and add what a store needs: a conversation with the
+store before the run (start or claim it, load its state, persist the resume's
+override), a :class:`~stepkit.durable._persister.Persister` so every step is
+saved before the next, a :class:`~stepkit.durable._hold.Hold` that renews the
+claim's lease while the run runs, and the final status when it ends.
 """
 
 from __future__ import annotations
@@ -13,22 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from stepkit.checkpoints._document import Meta, encode_checkpoint
 from stepkit.durable._claims import State, claim_and_load, existing_run, new_owner, release
+from stepkit.durable._hold import DEFAULT_LEASE, Hold
 from stepkit.durable._persister import Persister, meta_text, new_run
 from stepkit.durable._store_calls import StoreGen, adrive_store, drive_store
 from stepkit.engine._entry import (
     RUN_OPTIONS,
     Prepared,
     Saved,
-    _check_options,
-    _check_override,
-    _drive_async,
-    _drive_sync,
-    _keys,
-    _start,
+    apply_override,
+    check_options,
+    check_override,
+    drive_async,
+    drive_sync,
+    pipeline_keys,
     prepare_resume,
+    prepare_start,
     seconds_option,
 )
-from stepkit.errors import InvalidArgumentError, RunConflictError
+from stepkit.errors import CheckpointEncodeError, InvalidArgumentError, RunConflictError
 from stepkit.events import RunResult
 from stepkit.stores import Store
 
@@ -36,12 +42,15 @@ if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
 
 DURABLE_OPTIONS = frozenset({"store", "ttl", "lease"})
+#: What ``resume``/``aresume`` accept besides the run id (``Pipeline`` signatures list these).
 RESUME_BY_ID_OPTIONS = (
     (RUN_OPTIONS - {"run_id"})
     | DURABLE_OPTIONS
     | {
         "override_data",
         "recover",
+        "dead_owner",
+        "expect_version",
         "version",
         "fork",
         "strict",
@@ -62,6 +71,12 @@ def _plain(options: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in drop}
 
 
+def _lease(options: Mapping[str, Any]) -> float:
+    """The lease of our claims: ``lease=`` seconds, else :data:`DEFAULT_LEASE`."""
+    lease = seconds_option(options, "lease")
+    return DEFAULT_LEASE if lease is None else float(lease)
+
+
 def _stored_result(pipeline: Pipeline, state: State) -> RunResult:
     """The result of a completed run, as stored (nothing runs)."""
     meta = Meta(
@@ -69,7 +84,7 @@ def _stored_result(pipeline: Pipeline, state: State) -> RunResult:
         version=state.pipeline_version,
         fingerprint=state.fingerprint,
         run_id=state.record.run_id,
-        keys=_keys(pipeline),
+        keys=pipeline_keys(pipeline),
     )
     return RunResult(
         state.context,
@@ -84,22 +99,20 @@ def _stored_result(pipeline: Pipeline, state: State) -> RunResult:
 def _start_conversation(
     pipeline: Pipeline, prepared: Prepared, store: Any, options: Mapping[str, Any]
 ) -> StoreGen:
-    """Create the run in the store (or find it already completed); attach a persister."""
+    """Create the run in the store, held by us; or find it already completed (its result)."""
     run = prepared.run
     run_id = run.run_id
     if "run_id" in options:
         state = yield from existing_run((yield ("get", (run_id,), {})), run_id, pipeline.name)
         if state is not None:
             return _stored_result(pipeline, state)
-    clock = store.now  # records carry the store's time, as its claims and purges do
     try:
-        yield from _create(pipeline, prepared, store, options, new_owner(), clock)
+        return (yield from _create(pipeline, prepared, store, options, new_owner()))
     except RunConflictError:  # created meanwhile by someone else
         state = yield from existing_run((yield ("get", (run_id,), {})), run_id, pipeline.name)
         if state is None:
             raise
         return _stored_result(pipeline, state)
-    return None
 
 
 def _create(
@@ -108,35 +121,32 @@ def _create(
     store: Any,
     options: Mapping[str, Any],
     owner: str,
-    clock: Any,
     *,
     position: Any = None,
     step_name: str | None = None,
 ) -> StoreGen:
-    """Create the run (held by ``owner``) with a snapshot of its context; attach a persister."""
-    lease = seconds_option(options, "lease")
-    record, first = new_run(
-        prepared.run.run_id,
-        pipeline.name,
-        owner=owner,
-        now=clock(),
-        ttl=seconds_option(options, "ttl"),
-        lease=lease,
-        meta=meta_text(pipeline.fingerprint, pipeline.version),
-        context=prepared.run.ctx,
-        position=position,
-        step_name=step_name,
-    )
+    """Create the run (held by ``owner``) with a snapshot of its context; its :class:`Hold`."""
+    lease = _lease(options)
+    try:
+        record, first = new_run(
+            prepared.run.run_id,
+            pipeline.name,
+            owner=owner,
+            now=store.now(),  # records carry the store's time, as its claims and purges do
+            ttl=seconds_option(options, "ttl"),
+            lease=lease,
+            meta=meta_text(pipeline.fingerprint, pipeline.version),
+            context=prepared.run.ctx,
+            position=position,
+            step_name=step_name,
+        )
+    except CheckpointEncodeError as exc:
+        raise InvalidArgumentError(
+            f"the context of a durable run must be storable by the checkpoint codec: {exc}"
+        ) from exc
     yield ("create", (record, first), {})
-    _attach(
-        prepared,
-        store,
-        owner,
-        lease,
-        clock,
-        version=1,
-        parent=1,
-        snapshot_size=len(first.snapshot or ""),
+    return _attach(
+        prepared, store, owner, lease, version=1, parent=1, snapshot_size=len(first.snapshot or "")
     )
 
 
@@ -144,112 +154,175 @@ def _attach(
     prepared: Prepared,
     store: Any,
     owner: str,
-    lease: float | None,
-    clock: Any,
+    lease: float,
     *,
     version: int,
     parent: int,
     snapshot_size: int,
     since: int = 0,
     since_count: int = 0,
-) -> None:
-    prepared.store, prepared.owner = store, owner
-    prepared.run.persister = Persister(
+) -> Hold:
+    """Make ``prepared`` save every step as ``owner``; the hold to drive it with."""
+    persister = Persister(
         store,
         prepared.run,
         owner=owner,
         version=version,
         parent=parent,
         lease=lease,
-        clock=clock,
+        clock=store.now,
         snapshot_size=snapshot_size,
         since=since,
         since_count=since_count,
     )
+    prepared.run.persister = persister
+    return Hold(store, prepared.run.run_id, owner, lease, persister)
+
+
+def _drive(prepared: Prepared, hold: Hold) -> RunResult:
+    """Run a held run under ``run()``: heartbeat while it runs, release when it ends."""
+
+    def on_finish(stopped: bool, error: BaseException | None) -> None:
+        hold.stop()
+        drive_store(hold.finish(stopped, error), hold.store)
+
+    hold.start()
+    return drive_sync(prepared, on_finish)
+
+
+async def _adrive(prepared: Prepared, hold: Hold) -> RunResult:
+    """Run a held run under ``arun()``: heartbeat task while it runs, release when it ends."""
+
+    async def on_finish(stopped: bool, error: BaseException | None) -> None:
+        await hold.astop()
+        await adrive_store(hold.finish(stopped, error), hold.store)
+
+    hold.astart()
+    return await drive_async(prepared, on_finish)
 
 
 def _start_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepared:
     _check_store(options["store"], "run()")
-    return _start(pipeline, input, _plain(options, DURABLE_OPTIONS))
+    _lease(options)  # checked before anything is stored
+    return prepare_start(pipeline, input, _plain(options, DURABLE_OPTIONS))
 
 
 def run_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
     prepared = _start_durable(pipeline, input, options)
     store = options["store"]
-    stored = drive_store(_start_conversation(pipeline, prepared, store, options), store)
-    return stored if stored is not None else _drive_sync(prepared)
+    out = drive_store(_start_conversation(pipeline, prepared, store, options), store)
+    return out if isinstance(out, RunResult) else _drive(prepared, out)
 
 
 async def arun_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
     prepared = _start_durable(pipeline, input, options)
     store = options["store"]
-    stored = await adrive_store(_start_conversation(pipeline, prepared, store, options), store)
-    return stored if stored is not None else await _drive_async(prepared)
+    out = await adrive_store(_start_conversation(pipeline, prepared, store, options), store)
+    return out if isinstance(out, RunResult) else await _adrive(prepared, out)
+
+
+def _resume_checks(options: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """``dead_owner=`` and ``expect_version=``, checked."""
+    dead_owner = options.get("dead_owner")
+    if dead_owner is not None:
+        if not isinstance(dead_owner, str) or not dead_owner:
+            raise InvalidArgumentError(
+                f"dead_owner= must be the owner token of a run (store.get(run_id).owner), "
+                f"got {dead_owner!r}"
+            )
+        if not options.get("recover"):
+            raise InvalidArgumentError(
+                "dead_owner= takes over a run whose process is gone: pass recover=True with it"
+            )
+    expect = options.get("expect_version")
+    if expect is not None and (type(expect) is not int or expect < 1):
+        raise InvalidArgumentError(
+            f"expect_version= must be a version number (an int >= 1), got {expect!r}"
+        )
+    return dead_owner, expect
 
 
 def _resume_conversation(
     pipeline: Pipeline, run_id: str, store: Any, options: Mapping[str, Any]
 ) -> StoreGen:
-    """Claim (or fork) a stored run and prepare its continuation; or its stored result."""
+    """Claim (or fork) a stored run, persist the override, prepare; or its stored result.
+
+    Returns a :class:`RunResult` (a completed run's) or ``(prepared, hold)``.
+    """
     if not isinstance(run_id, str) or not run_id:
         raise InvalidArgumentError(f"resume() needs a run id (a non-empty str), got {run_id!r}")
     override = options.get("override_data")
-    _check_override(override)
+    encoded = check_override(override)  # before anything runs or is stored
+    dead_owner, expect_version = _resume_checks(options)
     fork, recover = bool(options.get("fork")), bool(options.get("recover"))
-    clock = store.now  # records carry the store's time, as its claims and purges do
-    owner, lease = new_owner(), seconds_option(options, "lease")
+    owner, lease = new_owner(), _lease(options)
     state, claimed = yield from claim_and_load(
         pipeline.name,
         run_id,
         owner=owner,
         lease=lease,
         recover=recover,
+        dead_owner=dead_owner,
+        expect_version=expect_version,
         version=options.get("version"),
         fork=fork,
     )
     if not claimed and not fork:
         return _stored_result(pipeline, state)
+    previous = state.previous or state.record
     plain = _plain(options, RESUME_BY_ID_OPTIONS - RUN_OPTIONS - {"strict"})
     saved = Saved(
-        state.context, state.position, state.step_name, state.pipeline_version, state.fingerprint
+        dict(state.context),
+        state.position,
+        state.step_name,
+        state.pipeline_version,
+        state.fingerprint,
     )
-    new_id = new_owner() if fork else run_id
     try:
-        prepared = prepare_resume(pipeline, saved, override, plain, run_id=new_id)
+        prepared = prepare_resume(pipeline, saved, plain, run_id=new_owner() if fork else run_id)
     except BaseException:
         if claimed:
-            previous = state.previous or state.record
             yield from release(previous, owner, "resume refused: see the raised error")
         raise
     if fork:
-        yield from _create(
+        hold = yield from _create(
             pipeline,
             prepared,
             store,
             options,
             owner,
-            clock,
             position=state.position,
             step_name=state.step_name,
         )
     else:
-        _attach(
+        hold = _attach(
             prepared,
             store,
             owner,
             lease,
-            clock,
             version=state.record.version,
             parent=state.version,
             snapshot_size=state.snapshot_size,
             since=state.since_snapshot,
             since_count=state.versions_since,
         )
-    return prepared
+    if encoded:  # what the resume says is part of the run: saved before the next step
+        apply_override(prepared, override)
+        record = hold.persister.override(encoded, state.step_name, state.position_text)
+        try:
+            yield ("append", (record,), {"owner": owner, "lease": lease})
+        except BaseException as exc:
+            if fork:
+                yield from hold.finish(False, exc)
+            else:
+                yield from release(previous, owner, "could not store the override")
+            raise
+        hold.persister.advanced(record)
+    return prepared, hold
 
 
 def _check_resume(options: Mapping[str, Any]) -> Any:
-    _check_options(options, RESUME_BY_ID_OPTIONS, "resume")
+    check_options(options, RESUME_BY_ID_OPTIONS, "resume")
     if "store" not in options:
         raise InvalidArgumentError("resume() needs store=: the store the run was saved in")
     return _check_store(options["store"], "resume()")
@@ -258,10 +331,10 @@ def _check_resume(options: Mapping[str, Any]) -> Any:
 def resume(pipeline: Pipeline, run_id: Any, options: Mapping[str, Any]) -> RunResult:
     store = _check_resume(options)
     out = drive_store(_resume_conversation(pipeline, run_id, store, options), store)
-    return out if isinstance(out, RunResult) else _drive_sync(out)
+    return out if isinstance(out, RunResult) else _drive(*out)
 
 
 async def aresume(pipeline: Pipeline, run_id: Any, options: Mapping[str, Any]) -> RunResult:
     store = _check_resume(options)
     out = await adrive_store(_resume_conversation(pipeline, run_id, store, options), store)
-    return out if isinstance(out, RunResult) else await _drive_async(out)
+    return out if isinstance(out, RunResult) else await _adrive(*out)

@@ -1,11 +1,11 @@
-"""What a durable run writes, and when: the first snapshot, then one version per step."""
+"""What a durable run writes, and when: the first snapshot, an override, one version per step."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from stepkit.checkpoints._encode import dumps, encode_context, to_json
 from stepkit.engine._position import position_of
@@ -24,6 +24,7 @@ class Persister:
         "_alock",
         "clock",
         "lease",
+        "lost",
         "owner",
         "parent",
         "run",
@@ -53,11 +54,14 @@ class Persister:
         self.owner, self.version, self.parent = owner, version, parent
         self.lease, self.clock = lease, clock
         self.snapshot_size, self.since, self.since_count = snapshot_size, since, since_count
+        self.lost: Exception | None = None  # set by the heartbeat when the claim is lost
         self._alock: asyncio.Lock | None = None
 
     def _next(
         self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]
     ) -> VersionRecord:
+        if self.lost is not None:
+            raise self.lost
         ctx = self.run.ctx
         changes = dumps(encode_context({k: ctx[k] for k in keys if k in ctx}))
         root = self.run.root
@@ -65,6 +69,31 @@ class Persister:
             position = '{"done":' + dumps(root.done) + "}"
         else:
             position = dumps(to_json(position_of(root), path="position"))
+        return self._version(step_name, changes, removed, position)
+
+    def override(
+        self, encoded: Mapping[str, Any], step_name: str | None, position: str
+    ) -> VersionRecord:
+        """The version recording a resume's ``override_data`` (already merged into the context).
+
+        ``encoded`` is the override as the codec encoded it; ``position`` the
+        stored position the run resumes from, unchanged.
+        """
+        return self._version(step_name, dumps(encoded), (), position, kind="override")
+
+    def advanced(self, record: VersionRecord) -> None:
+        """``record`` was appended: the next version follows it."""
+        self.version = self.parent = record.version
+
+    def _version(
+        self,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        kind: Literal["step", "override"] = "step",
+    ) -> VersionRecord:
+        ctx = self.run.ctx
         self.since += len(changes) + len(position)
         self.since_count += 1
         snapshot = None
@@ -83,6 +112,7 @@ class Persister:
             position=position,
             snapshot=snapshot,
             created_at=self.clock(),
+            kind=kind,
         )
 
     def save(self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]) -> None:
@@ -151,5 +181,6 @@ def new_run(
         position=dumps(to_json(position, path="position")),
         snapshot=snapshot,
         created_at=now,
+        kind="start",
     )
     return record, first

@@ -1,6 +1,22 @@
-"""Entry points behind ``Pipeline.run`` and friends: validate, prepare, drive, wrap.
+"""Entry points of plain runs (``run``/``arun``/``run_checkpoint``): validate, prepare, drive.
 
-Everything here happens once per run; the per-step work is in the engine.
+Everything here happens once per run; the per-step work is in the engine. Plain
+runs know nothing of stores: the durable layer (:mod:`stepkit.durable`) wraps
+them through this small interface, public to the package:
+
+- :func:`prepare_start` (a new run) and :func:`prepare_resume` (a saved state:
+  a checkpoint's or a stored run's, as a :class:`Saved`) return a
+  :class:`Prepared` run, not yet started. A caller may attach to
+  ``prepared.run`` (the durable layer sets ``run.persister``) and merge an
+  override with :func:`apply_override` before driving it.
+- :func:`drive_sync` / :func:`drive_async` run a prepared run to its end and
+  return its :class:`~stepkit.events.RunResult`. ``on_finish(stopped, error)``
+  (an async function for :func:`drive_async`) is called once when the run
+  ends, however it ends: ``stopped`` says it paused at a stop, ``error`` is
+  the exception it ends with (``None`` if it completed or stopped). The
+  durable layer records the run's final status there.
+- :func:`check_options`, :func:`seconds_option`, :func:`check_override`,
+  :func:`pipeline_keys` and :data:`RUN_OPTIONS` are the shared checks.
 """
 
 from __future__ import annotations
@@ -9,7 +25,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -19,7 +35,7 @@ from stepkit.checkpoints._document import Meta, decode_with_keys, encode_checkpo
 from stepkit.checkpoints._encode import encode_context, to_json
 from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
 from stepkit.checkpoints._migrations import migrate_context, rename_position, rename_step
-from stepkit.durable._store_calls import StoreGen, adrive_store, drive_store
+from stepkit.checkpoints._registry import _short
 from stepkit.engine._drivers import SyncLoop, adrive, drive
 from stepkit.engine._level import run_level
 from stepkit.engine._position import check_position
@@ -31,16 +47,12 @@ from stepkit.errors import (
     CheckpointMismatchError,
     InvalidArgumentError,
     InvalidCheckpointError,
-    PipelineAbortedError,
-    StepkitError,
 )
 from stepkit.events import RunResult
 from stepkit.pipeline._plan import as_hooks
 
 if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
-
-log = logging.getLogger("stepkit")
 
 RUN_OPTIONS = frozenset(
     {
@@ -56,18 +68,24 @@ RUN_OPTIONS = frozenset(
     }
 )
 RESUME_OPTIONS = RUN_OPTIONS | {"strict"}
+#: Options of durable runs only: given without ``store=``, they say so.
+NEEDS_STORE = frozenset({"ttl", "lease"})
+
+#: ``on_finish(stopped, error)`` of :func:`drive_sync`; :func:`drive_async` awaits its result.
+OnFinish = Callable[[bool, "BaseException | None"], None]
+AsyncOnFinish = Callable[[bool, "BaseException | None"], Awaitable[None]]
 
 
 @dataclass(slots=True)
 class Prepared:
+    """A run ready to be driven: its state, its engine generator, how to sleep and log."""
+
     run: Run
     gen: Gen
     sleep: Callable[[float], Any] | None
     pipeline: str
     logger: logging.Logger | None
     definition_changed: bool = False
-    store: Any = None  # durable runs: the store, and our claim on the run
-    owner: str | None = None
 
     def log_summary(self, status: str) -> None:
         if self.logger is not None:
@@ -83,7 +101,8 @@ def _combined(
     return hooks + as_hooks(options.get(name), name, InvalidArgumentError)
 
 
-def _keys(pipeline: Pipeline) -> tuple[bytes, ...]:
+def pipeline_keys(pipeline: Pipeline) -> tuple[bytes, ...]:
+    """The signing keys of ``pipeline`` (newest first), or none."""
     keys: tuple[bytes, ...] = pipeline.options.get("secret") or ()
     return keys
 
@@ -98,13 +117,56 @@ def seconds_option(options: Mapping[str, Any], name: str) -> float | None:
     return value
 
 
-def _check_options(options: Mapping[str, Any], allowed: frozenset[str], call: str) -> None:
+def check_options(options: Mapping[str, Any], allowed: frozenset[str], call: str) -> None:
+    """Refuse options ``call`` does not know, naming the valid ones."""
     unknown = set(options) - allowed
+    durable_only = sorted(unknown & NEEDS_STORE)
+    if durable_only:
+        names = " and ".join(f"{name}=" for name in durable_only)
+        raise InvalidArgumentError(
+            f"{call}(): {names} need{'s' if len(durable_only) == 1 else ''} a store: "
+            "they apply to durable runs only; pass store= as well, or drop them"
+        )
     if unknown:
         raise InvalidArgumentError(
             f"{call}() got unknown option(s) {', '.join(sorted(unknown))}; "
             f"valid options are {', '.join(sorted(allowed))}"
         )
+
+
+def check_keys(context: Mapping[Any, Any], what: str) -> None:
+    """Context keys are ``str`` other than the codec's reserved ``'$t'``."""
+    for key in context:
+        if type(key) is not str or key == "$t":
+            raise InvalidArgumentError(
+                f"{what}: keys must be str other than '$t' (reserved by the checkpoint codec), "
+                f"got {_short(key)}; convert the key to str"
+            )
+
+
+def check_override(override: Any) -> dict[str, Any] | None:
+    """Check ``override_data`` before anything runs; its JSON-ready encoding, or None.
+
+    Keys must be str (not ``'$t'``) and every value encodable by the checkpoint
+    codec, so that a resume never fails after a step ran because of its override.
+    """
+    if override is None:
+        return None
+    if not isinstance(override, Mapping):
+        raise InvalidArgumentError(
+            f"override_data must be a mapping or None, got {type(override).__name__}"
+        )
+    check_keys(override, "override_data")
+    encoded: dict[str, Any] = {}
+    for key, value in override.items():
+        try:
+            encoded[key] = to_json(value, path=f"override_data[{key!r}]")
+        except CheckpointEncodeError as exc:
+            raise InvalidArgumentError(
+                f"override_data cannot be checkpointed: {exc}; override only with values a "
+                "checkpoint can hold"
+            ) from exc
+    return encoded
 
 
 def _prepare(
@@ -138,7 +200,7 @@ def _prepare(
         version=pipeline.version,
         fingerprint=pipeline.fingerprint,
         run_id=run_id,
-        keys=_keys(pipeline),
+        keys=pipeline_keys(pipeline),
         ttl=ttl,
         compress_threshold=opts.get("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
         clock=clock,
@@ -158,8 +220,11 @@ def _prepare(
     return Prepared(run, gen, sleep, pipeline.name, logger)
 
 
-def _start(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepared:
-    _check_options(options, RUN_OPTIONS, "run")
+def prepare_start(
+    pipeline: Pipeline, input: Any, options: Mapping[str, Any], *, call: str = "run"
+) -> Prepared:
+    """A new run of ``pipeline`` over ``input`` (a mapping or None), not yet started."""
+    check_options(options, RUN_OPTIONS, call)
     if input is None:
         ctx: dict[str, Any] = {}
     elif isinstance(input, Mapping):
@@ -169,22 +234,16 @@ def _start(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepar
             f"the input of a run must be a mapping (the initial context) or None, "
             f"got {type(input).__name__}"
         )
+    check_keys(ctx, "the input of a run")
     return _prepare(pipeline, ctx, options, run_id=None)
 
 
-def _check_override(override: Any) -> None:
-    if override is not None and not isinstance(override, Mapping):
-        raise InvalidArgumentError(
-            f"override_data must be a mapping or None, got {type(override).__name__}"
-        )
-
-
-def _resume(
+def _prepare_checkpoint(
     pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
 ) -> Prepared:
-    _check_options(options, RESUME_OPTIONS, "run_checkpoint")
-    _check_override(override)
-    cp = decode_with_keys(checkpoint, _keys(pipeline))
+    check_options(options, RESUME_OPTIONS, "run_checkpoint")
+    check_override(override)
+    cp = decode_with_keys(checkpoint, pipeline_keys(pipeline))
     if cp.pipeline != pipeline.name:
         raise CheckpointMismatchError(
             f"this checkpoint belongs to pipeline {cp.pipeline!r}, not {pipeline.name!r}"
@@ -201,7 +260,9 @@ def _resume(
     except CheckpointEncodeError as exc:
         raise InvalidCheckpointError(f"this checkpoint cannot be resumed: {exc}") from exc
     saved = Saved(dict(cp.context), cp.position, cp.step_name, cp.version, cp.fingerprint)
-    return prepare_resume(pipeline, saved, override, options, run_id=cp.run_id)
+    prepared = prepare_resume(pipeline, saved, options, run_id=cp.run_id)
+    apply_override(prepared, override)
+    return prepared
 
 
 @dataclass(slots=True)
@@ -218,12 +279,14 @@ class Saved:
 def prepare_resume(
     pipeline: Pipeline,
     saved: Saved,
-    override: Mapping[str, Any] | None,
     options: Mapping[str, Any],
     *,
     run_id: str,
 ) -> Prepared:
-    """Upgrade a saved state to the current pipeline (renames, migrations), check it, prepare."""
+    """Upgrade a saved state to the current pipeline (renames, migrations), check it, prepare.
+
+    The override, if any, is merged afterwards with :func:`apply_override`.
+    """
     opts = pipeline.options
     position, step, ctx = saved.position, saved.step_name, saved.context
     renamed = opts.get("renamed")
@@ -240,11 +303,15 @@ def prepare_resume(
             "bump version= (with migrations= if the context changed) to accept it"
         )
     check_position(pipeline, position)
-    if override:
-        ctx.update(override)
     prepared = _prepare(pipeline, ctx, options, run_id=run_id, resume=position, last_step=step)
     prepared.definition_changed = changed
     return prepared
+
+
+def apply_override(prepared: Prepared, override: Mapping[str, Any] | None) -> None:
+    """Shallow-merge ``override`` into the context of a prepared, not yet started run."""
+    if override:
+        prepared.run.ctx.update(override)
 
 
 def _result(prepared: Prepared, status: Any) -> RunResult:
@@ -260,7 +327,8 @@ def _result(prepared: Prepared, status: Any) -> RunResult:
     )
 
 
-def _drive_sync(prepared: Prepared) -> RunResult:
+def drive_sync(prepared: Prepared, on_finish: OnFinish | None = None) -> RunResult:
+    """Run ``prepared`` to its end on this thread; ``on_finish`` once it ends."""
     loop = SyncLoop()
     status: Any = None
     error: BaseException | None = None
@@ -275,12 +343,13 @@ def _drive_sync(prepared: Prepared) -> RunResult:
     finally:
         loop.close()
         prepared.log_summary(_status_name(status))
-        if prepared.store is not None:
-            drive_store(finish_run(prepared, status, error), prepared.store)
+        if on_finish is not None:
+            on_finish(status == STOPPED, error)
     return _result(prepared, status)
 
 
-async def _drive_async(prepared: Prepared) -> RunResult:
+async def drive_async(prepared: Prepared, on_finish: AsyncOnFinish | None = None) -> RunResult:
+    """Run ``prepared`` to its end on the running event loop; ``await on_finish`` once it ends."""
     sleep = prepared.sleep or asyncio.sleep
     status: Any = None
     error: BaseException | None = None
@@ -291,26 +360,9 @@ async def _drive_async(prepared: Prepared) -> RunResult:
         raise
     finally:
         prepared.log_summary(_status_name(status))
-        if prepared.store is not None:
-            await adrive_store(finish_run(prepared, status, error), prepared.store)
+        if on_finish is not None:
+            await on_finish(status == STOPPED, error)
     return _result(prepared, status)
-
-
-def finish_run(prepared: Prepared, status: Any, error: BaseException | None) -> StoreGen:
-    """Release a durable run: completed, paused (stopped, aborted, interrupted) or failed."""
-    if error is None:
-        outcome, message = ("paused" if status == STOPPED else "completed"), None
-    elif isinstance(error, PipelineAbortedError) or not isinstance(error, Exception):
-        outcome, message = "paused", None
-    else:
-        outcome, message = "failed", f"{type(error).__name__}: {error}"
-    run_id = prepared.run.run_id
-    try:
-        yield ("finish", (run_id,), {"owner": prepared.owner, "status": outcome, "error": message})
-    except StepkitError as exc:
-        if error is None:
-            raise
-        log.warning("could not record run %s as %s: %s", run_id, outcome, exc)
 
 
 def _status_name(status: Any) -> str:
@@ -320,20 +372,20 @@ def _status_name(status: Any) -> str:
 
 
 def run(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
-    return _drive_sync(_start(pipeline, input, options))
+    return drive_sync(prepare_start(pipeline, input, options))
 
 
 async def arun(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
-    return await _drive_async(_start(pipeline, input, options))
+    return await drive_async(prepare_start(pipeline, input, options))
 
 
 def run_checkpoint(
     pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
 ) -> RunResult:
-    return _drive_sync(_resume(pipeline, checkpoint, override, options))
+    return drive_sync(_prepare_checkpoint(pipeline, checkpoint, override, options))
 
 
 async def arun_checkpoint(
     pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
 ) -> RunResult:
-    return await _drive_async(_resume(pipeline, checkpoint, override, options))
+    return await drive_async(_prepare_checkpoint(pipeline, checkpoint, override, options))

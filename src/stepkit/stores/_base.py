@@ -200,10 +200,13 @@ class BaseStore:
         lease: float | None = None,
         recover: bool = False,
         expect_version: int | None = None,
+        dead_owner: str | None = None,
     ) -> RunRecord:
         """See :meth:`Store.claim`."""
         check_id(run_id, "run_id")
         check_id(owner, "owner")
+        if dead_owner is not None:
+            check_id(dead_owner, "dead_owner")
         check_seconds(lease, "lease", allow_zero=False)
         check_version_number(expect_version, "expect_version", 0)
         change = functools.partial(
@@ -212,8 +215,24 @@ class BaseStore:
             lease=lease,
             recover=bool(recover),
             expect_version=expect_version,
+            dead_owner=dead_owner,
         )
         with self._guard("claim"):
+            return self._update(run_id, change)
+
+    def renew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
+        """Extend the lease of ``owner`` on ``run_id`` to now + ``lease``.
+
+        The heartbeat of a running durable run; ``RunConflictError`` if
+        ``owner`` no longer holds the run (it lost its claim).
+        """
+        check_id(run_id, "run_id")
+        check_id(owner, "owner")
+        check_seconds(lease, "lease", allow_zero=False)
+        if lease is None:
+            raise InvalidArgumentError("renew() needs lease= (seconds > 0)")
+        change = functools.partial(_rules.renew, owner=owner, lease=lease)
+        with self._guard("renew"):
             return self._update(run_id, change)
 
     def append(self, version: VersionRecord, *, owner: str, lease: float | None = None) -> None:
@@ -333,6 +352,7 @@ class BaseStore:
         lease: float | None = None,
         recover: bool = False,
         expect_version: int | None = None,
+        dead_owner: str | None = None,
     ) -> RunRecord:
         """Async :meth:`claim`."""
         return await self._acall(
@@ -342,7 +362,12 @@ class BaseStore:
             lease=lease,
             recover=recover,
             expect_version=expect_version,
+            dead_owner=dead_owner,
         )
+
+    async def arenew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
+        """Async :meth:`renew`."""
+        return await self._acall(self.renew, run_id, owner=owner, lease=lease)
 
     async def aappend(
         self, version: VersionRecord, *, owner: str, lease: float | None = None

@@ -18,6 +18,7 @@ __all__ = [
     "RUN_STATUSES",
     "RunRecord",
     "RunStatus",
+    "VersionKind",
     "VersionRecord",
     "check_id",
     "check_seconds",
@@ -32,6 +33,7 @@ __all__ = [
 
 RunStatus = Literal["running", "paused", "completed", "failed"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "paused", "completed", "failed")
+VersionKind = Literal["start", "step", "override"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class VersionRecord:
     ``changes`` is JSON text of ``{key: encoded value}``, ``removed`` the removed
     top-level keys, ``snapshot`` the JSON text of the whole encoded context at
     this version (or ``None``), ``position`` the opaque resume position.
+    ``kind`` says what wrote it: ``"start"`` (a run's first version), ``"step"``
+    or ``"override"`` (the ``override_data`` of a resume).
     """
 
     run_id: str
@@ -75,6 +79,7 @@ class VersionRecord:
     position: str
     snapshot: str | None
     created_at: float
+    kind: VersionKind = "step"
 
 
 def _is_int(value: object) -> bool:

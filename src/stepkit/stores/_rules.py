@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from stepkit.errors import RunConflictError, RunExpiredError
 from stepkit.stores._records import RunRecord, RunStatus, VersionRecord
 
-__all__ = ["PurgeRule", "append", "claim", "finish"]
+__all__ = ["PurgeRule", "append", "claim", "finish", "renew"]
 
 
 def claim(
@@ -23,8 +23,14 @@ def claim(
     lease: float | None,
     recover: bool,
     expect_version: int | None,
+    dead_owner: str | None = None,
 ) -> RunRecord:
-    """Return ``record`` claimed by ``owner``, or raise why it cannot be claimed."""
+    """Return ``record`` claimed by ``owner``, or raise why it cannot be claimed.
+
+    A ``running`` run is taken over only if its lease has expired, or with
+    ``recover=True`` if the caller names its owner as dead (``dead_owner``) or
+    it has no lease at all. A live lease is never taken over.
+    """
     run_id = record.run_id
     if record.expires_at is not None and record.expires_at < now:
         raise RunExpiredError(f"run {run_id!r} expired; it cannot be resumed", run_id=run_id)
@@ -36,13 +42,20 @@ def claim(
         )
     if record.status == "completed":
         raise RunConflictError(f"run {run_id!r} is completed; nothing to resume", run_id=run_id)
-    if record.status == "running" and not recover:
-        lease_expired = record.lease_until is not None and record.lease_until < now
-        if not lease_expired:
-            raise RunConflictError(
-                f"run {run_id!r} is already running; pass recover=True if its process is gone",
-                run_id=run_id,
-            )
+    if record.status == "running":
+        expired = record.lease_until is not None and record.lease_until < now
+        named_dead = recover and dead_owner is not None and dead_owner == record.owner
+        unleased = recover and record.lease_until is None
+        if not (expired or named_dead or unleased):
+            if record.lease_until is None:
+                hint = "pass recover=True if its process is gone"
+            else:
+                hint = (
+                    f"its owner {record.owner!r} holds a live lease until {record.lease_until} "
+                    "(store clock); wait for the lease to expire, or, if that process is gone, "
+                    f"pass recover=True, dead_owner={record.owner!r}"
+                )
+            raise RunConflictError(f"run {run_id!r} is already running; {hint}", run_id=run_id)
     return dataclasses.replace(
         record,
         status="running",
@@ -89,6 +102,14 @@ def append(
         updated_at=now,
         lease_until=record.lease_until if lease is None else now + lease,
     )
+
+
+def renew(record: RunRecord, now: float, *, owner: str, lease: float) -> RunRecord:
+    """Return ``record`` with the lease of ``owner`` extended to ``now + lease``."""
+    lost = _lost_claim(record, owner)
+    if lost is not None:
+        raise lost
+    return dataclasses.replace(record, lease_until=now + lease)
 
 
 def finish(
