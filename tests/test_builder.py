@@ -285,12 +285,3 @@ def test_signed_pipeline_needs_a_name():
     with pytest.raises(PipelineDefinitionError, match="needs a name of its own"):
         Pipeline(secret="0123456789abcdef0123")
     assert Pipeline("orders", secret="0123456789abcdef0123").name == "orders"
-
-
-@pytest.mark.parametrize("option", ["ttl", "lease"])
-def test_store_options_need_a_store(runner, option):
-    """ttl= and lease= without store= say that they need a store."""
-    from stepkit import InvalidArgumentError
-
-    with pytest.raises(InvalidArgumentError, match=rf"{option}= only apply to durable runs"):
-        runner.run(Pipeline("p").step("inc", inc), {"a": 1}, **{option: 5})

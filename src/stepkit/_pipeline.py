@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from stepkit.errors import InvalidArgumentError
 from stepkit.pipeline._builder import PipelineBuilder
 from stepkit.pipeline._options import Hook, given
 
@@ -272,20 +271,6 @@ class Pipeline(PipelineBuilder):
         return await _aresume(self, run_id, options)
 
 
-_STORE_ONLY = ("ttl", "lease")
-
-
-def _plain(options: dict[str, Any]) -> dict[str, Any]:
-    """The options of a run without a store: store-only options are an error."""
-    misplaced = [name for name in _STORE_ONLY if name in options]
-    if misplaced:
-        raise InvalidArgumentError(
-            f"{'= and '.join(misplaced)}= only apply to durable runs: pass store= as well "
-            "(checkpoint_ttl= limits the life of a plain run's checkpoints)"
-        )
-    return options
-
-
 def _start(pipeline: Pipeline, input: Any, options: dict[str, Any]) -> RunResult:
     if "store" in options:
         from stepkit.durable._entry import run_durable
@@ -293,7 +278,7 @@ def _start(pipeline: Pipeline, input: Any, options: dict[str, Any]) -> RunResult
         return run_durable(pipeline, input, options)
     from stepkit.engine._entry import run
 
-    return run(pipeline, input, _plain(options))
+    return run(pipeline, input, options)
 
 
 async def _astart(pipeline: Pipeline, input: Any, options: dict[str, Any]) -> RunResult:
@@ -303,7 +288,7 @@ async def _astart(pipeline: Pipeline, input: Any, options: dict[str, Any]) -> Ru
         return await arun_durable(pipeline, input, options)
     from stepkit.engine._entry import arun
 
-    return await arun(pipeline, input, _plain(options))
+    return await arun(pipeline, input, options)
 
 
 def _from_checkpoint(
