@@ -180,8 +180,9 @@ def per_step(folder: Path, synchronous: str, repeat: int) -> dict[str, float]:
 
 LIST_SIZES = (1_000, 10_000, 100_000)
 PIPELINES = 10
-#: what runs look like in a long-lived store: mostly completed, some waiting or failed
-STATUS_MIX = ("completed",) * 14 + ("paused",) * 4 + ("failed", "running")
+#: what runs look like in a long-lived store: mostly completed, some waiting or failed...
+STATUS_MIX = ("completed",) * 14 + ("paused",) * 5 + ("failed",)
+RUNNING = 100  # ...and as many running as there are busy workers, whatever the size
 
 
 def populated(path: Path, n: int) -> SQLiteStore:
@@ -194,7 +195,9 @@ def populated(path: Path, n: int) -> SQLiteStore:
         (
             f"run-{uuid.uuid4().hex}",
             f"p{i % PIPELINES}",
-            STATUS_MIX[(i // PIPELINES) % len(STATUS_MIX)],
+            "running"
+            if i % (n // RUNNING) == 7
+            else STATUS_MIX[(i // PIPELINES) % len(STATUS_MIX)],
             3,
             "s2",
             None,
@@ -222,6 +225,7 @@ def list_at_scale(folder: Path, repeat: int) -> dict[int, dict[str, list[float]]
         "pipeline=": {"pipeline": "p3"},
         "status=": {"status": "failed"},
         "pipeline= status=": {"pipeline": "p3", "status": "paused"},
+        "status=running": {"status": "running"},
     }
     results: dict[int, dict[str, list[float]]] = {}
     for n in LIST_SIZES:
@@ -240,7 +244,10 @@ def list_report(folder: Path, repeat: int) -> list[str]:
     names = list(next(iter(results.values())))
     lines = [
         f"**`SQLiteStore.list()` at scale**: {PIPELINES} pipelines, statuses mixed "
-        "(70% completed), pairs of runs updated at the same time; the default `limit=100`. "
+        f"(70% completed, {RUNNING} running), pairs of runs updated at the same time; the "
+        "default `limit=100`. Runs that are not running are read from partial indexes in "
+        "order (which saving a step never touches); running ones are sorted and merged in, "
+        "so the cost grows with the runs running at once, not with the runs stored. "
         "Median of the rounds (interleaved across the queries), spread (min-max) in brackets, "
         "in milliseconds. Budget: <= 1 ms at 100,000 runs.",
         "",

@@ -1,13 +1,13 @@
-"""``BaseStore``: argument checks, error translation and async twins, written once.
+"""``BaseStore``: the store seam. A backend implements a few primitives; the rules come from here.
 
-A backend subclasses it and implements a handful of ``_primitives`` by primary
-key; the public methods and their ``a``-prefixed twins come from here.
+Argument checks, the claim/append/finish/renew transitions, error translation and
+the async twins are written once; see :class:`BaseStore` for the primitives.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -15,8 +15,16 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
-from stepkit.errors import InvalidArgumentError, RunNotFoundError, StepkitError, StoreError
-from stepkit.stores import _rules
+from stepkit.checkpoints import decode_context
+from stepkit.errors import (
+    CheckpointError,
+    InvalidArgumentError,
+    RunNotFoundError,
+    StepkitError,
+    StoreError,
+)
+from stepkit.stores import _transitions
+from stepkit.stores._chain import target_version, walk_chain
 from stepkit.stores._records import (
     RunRecord,
     RunStatus,
@@ -25,11 +33,11 @@ from stepkit.stores._records import (
     check_seconds,
     check_status,
     check_version_number,
-    decode_context,
     rebuild,
     run_problem,
     version_problem,
 )
+from stepkit.stores._transitions import PurgeRule
 
 __all__ = ["BaseStore", "Change"]
 
@@ -37,17 +45,42 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _B = TypeVar("_B", bound="BaseStore")
 
-#: A pure update of a run record at the store clock's ``now`` (see ``_rules``).
+#: A pure update of a run record at the store clock's ``now``: what ``_update`` applies.
 Change = Callable[[RunRecord, float], RunRecord]
 
 
 class BaseStore:
-    """Shared front of the stores: validates, translates errors, provides async twins.
+    """The base of every store: subclass it and implement the primitives below.
 
-    Subclasses implement the ``_insert``, ``_update``, ``_get``, ``_list``,
-    ``_delete``, ``_purge``, ``_version``, ``_history`` and ``_close``
-    primitives, and list their backend's exception types in
-    ``_backend_errors`` so that they surface as :class:`StoreError`.
+    **Required primitives** (by primary key; each must be atomic):
+
+    - ``_insert(record, first)``: add a new run (and its first version, if any);
+      ``RunConflictError`` if ``record.run_id`` exists.
+    - ``_update(run_id, change, version=None)``: under the run's lock (or in a
+      transaction) load the record, call ``change(record, self.now())``, then
+      store ``version`` (if given) and the returned record, and return it. If
+      ``change`` raises, write nothing. ``RunNotFoundError`` if there is no such
+      run. Claims, appends, finishes and renewals all go through it, so this is
+      where the compare-and-set lives.
+    - ``_get(run_id)``: the record or ``None``.
+    - ``_list(pipeline, status, limit)``: see :meth:`list`; the helper
+      ``stepkit.stores.newest_first`` sorts and filters runs given in creation order.
+    - ``_delete(run_id)``: remove a run and its versions; ``True`` if it existed.
+    - ``_purge(rule)``: delete every run for which ``rule.matches(record, self.now())``
+      (checked under the lock); return how many.
+    - ``_version(run_id, number)``: one version, snapshot included, or ``None``.
+
+    **Optional** (defaults here): ``_history(run_id)`` (``None`` for no such run;
+    the default reads versions one by one), ``_close()``, ``_append`` (the
+    per-step hot path, by default an ``_update``), ``_chain`` (the versions a
+    rebuild reads, by default one ``_version`` per link) and ``_acall`` (how the
+    async twins run the sync methods: a worker thread by default). List the
+    backend's own exception types in ``_backend_errors`` so that they surface as
+    :class:`StoreError`. A natively async backend may instead override the
+    ``a``-prefixed methods (see :class:`AsyncStore`)::
+
+        class MyStore(BaseStore):
+            def _get(self, run_id): ...
     """
 
     _backend_errors: ClassVar[tuple[type[Exception], ...]] = (OSError,)
@@ -66,7 +99,6 @@ class BaseStore:
     def _update(
         self, run_id: str, change: Change, version: VersionRecord | None = None
     ) -> RunRecord:
-        """Atomically: load the run, apply ``change``, store ``version`` and the result."""
         raise NotImplementedError
 
     def _get(self, run_id: str) -> RunRecord | None:
@@ -80,80 +112,29 @@ class BaseStore:
     def _delete(self, run_id: str) -> bool:
         raise NotImplementedError
 
-    def _purge(self, rule: _rules.PurgeRule) -> int:
+    def _purge(self, rule: PurgeRule) -> int:
         raise NotImplementedError
 
     def _version(self, run_id: str, version: int) -> VersionRecord | None:
         raise NotImplementedError
 
     def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
-        raise NotImplementedError
-
-    def save_step(self, version: VersionRecord, owner: str, lease: float | None = None) -> None:
-        """:meth:`append` for records stepkit built itself: the same, minus re-validation.
-
-        The durable-run engine calls this once per step; it is not part of the
-        :class:`Store` protocol (other stores get :meth:`append`).
-        """
-        with self._guard("append"):
-            self._append(version, owner, lease)
-
-    async def asave_step(
-        self, version: VersionRecord, owner: str, lease: float | None = None
-    ) -> None:
-        """Async :meth:`save_step`."""
-        return await self._acall(self.save_step, version, owner, lease)
-
-    def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
-        """Append ``version`` under the claim of ``owner`` (the hot path; override to speed up)."""
-        change = functools.partial(_rules.append, version=version, owner=owner, lease=lease)
-        self._update(version.run_id, change, version)
+        record = self._get(run_id)
+        if record is None:
+            return None
+        found = (self._version(run_id, n) for n in range(1, record.version + 1))
+        return [dataclasses.replace(v, snapshot=None) for v in found if v is not None]
 
     def _close(self) -> None:
         pass
 
-    def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
-        """Walk parent links back from ``upto`` to a snapshot: one lookup per version."""
-        record = self._get(run_id)
-        if record is None:
-            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-        target = record.version if upto is None else upto
-        if not 1 <= target <= record.version:
-            raise RunNotFoundError(f"run {run_id!r} has no version {target}", run_id=run_id)
-        chain: builtins.list[VersionRecord] = []
-        number: int | None = target
-        while number is not None:
-            found = self._version(run_id, number)
-            if found is None:
-                break
-            problem = version_problem(found)
-            if problem is None and found.version != number:
-                problem = f"version {number} is stored as {found.version}"
-            if problem is not None:  # also stops a corrupt parent link from looping
-                raise StoreError(f"corrupt version {number} of run {run_id!r}: {problem}")
-            chain.append(found)
-            number = None if found.snapshot is not None else found.parent
-        chain.reverse()
-        return self._checked_chain(run_id, target, chain)
+    def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
+        change = functools.partial(_transitions.append, version=version, owner=owner, lease=lease)
+        self._update(version.run_id, change, version)
 
-    @staticmethod
-    def _checked_chain(
-        run_id: str, target: int, chain: builtins.list[VersionRecord]
-    ) -> builtins.list[VersionRecord]:
-        """Verify a chain read from storage, so that corruption is a StoreError."""
-        if not chain or chain[-1].version != target:
-            raise RunNotFoundError(f"run {run_id!r} has no version {target}", run_id=run_id)
-        for i, found in enumerate(chain):
-            problem = version_problem(found)
-            if problem is None and found.run_id != run_id:
-                problem = f"it belongs to run {found.run_id!r}"
-            if problem is None and i == 0 and found.snapshot is None and found.parent is not None:
-                problem = f"its parent {found.parent} is missing"
-            if problem is None and i > 0 and found.parent != chain[i - 1].version:
-                problem = f"its parent {found.parent} is missing"
-            if problem is not None:
-                raise StoreError(f"corrupt version {found.version} of run {run_id!r}: {problem}")
-        return chain
+    def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
+        target = target_version(self._get(run_id), run_id, upto)
+        return walk_chain(functools.partial(self._version, run_id), run_id, target)
 
     # -- error translation and async plumbing --------------------------------------------
 
@@ -170,6 +151,8 @@ class BaseStore:
 
     async def _acall(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a sync method for its async twin; backends with no blocking I/O override."""
+        import asyncio  # only async callers pay for it
+
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     # -- the public sync API -------------------------------------------------------------
@@ -200,20 +183,40 @@ class BaseStore:
         lease: float | None = None,
         recover: bool = False,
         expect_version: int | None = None,
+        dead_owner: str | None = None,
     ) -> RunRecord:
         """See :meth:`Store.claim`."""
         check_id(run_id, "run_id")
         check_id(owner, "owner")
         check_seconds(lease, "lease", allow_zero=False)
         check_version_number(expect_version, "expect_version", 0)
+        if dead_owner is not None:
+            check_id(dead_owner, "dead_owner")
+            if not recover:
+                raise InvalidArgumentError(
+                    "dead_owner= names a process that is gone, for a recovery: "
+                    "pass recover=True with it"
+                )
         change = functools.partial(
-            _rules.claim,
+            _transitions.claim,
             owner=owner,
             lease=lease,
             recover=bool(recover),
             expect_version=expect_version,
+            dead_owner=dead_owner,
         )
         with self._guard("claim"):
+            return self._update(run_id, change)
+
+    def renew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
+        """See :meth:`Store.renew`."""
+        check_id(run_id, "run_id")
+        check_id(owner, "owner")
+        if lease is None:
+            raise InvalidArgumentError("renew() needs lease=, a positive number of seconds")
+        check_seconds(lease, "lease", allow_zero=False)
+        change = functools.partial(_transitions.renew, owner=owner, lease=lease)
+        with self._guard("renew"):
             return self._update(run_id, change)
 
     def append(self, version: VersionRecord, *, owner: str, lease: float | None = None) -> None:
@@ -224,6 +227,15 @@ class BaseStore:
         check_id(version.run_id, "run_id")
         check_id(owner, "owner")
         check_seconds(lease, "lease", allow_zero=False)
+        with self._guard("append"):
+            self._append(version, owner, lease)
+
+    def save_step(self, version: VersionRecord, owner: str, lease: float | None = None) -> None:
+        """:meth:`append` for records stepkit built itself: the same, minus re-validation.
+
+        The durable-run engine calls this once per step; it is not part of the
+        :class:`Store` protocol (other stores get :meth:`append`).
+        """
         with self._guard("append"):
             self._append(version, owner, lease)
 
@@ -238,7 +250,7 @@ class BaseStore:
             raise InvalidArgumentError("finish() needs a status: paused, completed or failed")
         if error is not None and not isinstance(error, str):
             raise InvalidArgumentError(f"error must be a str or None, got {error!r}")
-        change = functools.partial(_rules.finish, owner=owner, status=status, error=error)
+        change = functools.partial(_transitions.finish, owner=owner, status=status, error=error)
         with self._guard("finish"):
             return self._update(run_id, change)
 
@@ -284,7 +296,7 @@ class BaseStore:
                 "purge() with expired=False and no older_than has no criterion; refusing to "
                 "delete every run (use older_than=0 to mean any age)"
             )
-        rule = _rules.PurgeRule(expired=bool(expired), older_than=older_than, status=status)
+        rule = PurgeRule(expired=bool(expired), older_than=older_than, status=status)
         with self._guard("purge"):
             return self._purge(rule)
 
@@ -310,8 +322,12 @@ class BaseStore:
 
     def snapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
         """See :meth:`Store.snapshot`."""
-        encoded, _last = rebuild(self.versions(run_id, upto=version))
-        return decode_context(encoded, f"run {run_id!r}")
+        encoded, last = rebuild(self.versions(run_id, upto=version))
+        try:
+            return decode_context(encoded)
+        except CheckpointError as exc:
+            where = f"version {last.version} of run {run_id!r}"
+            raise StoreError(f"corrupt stored context of {where}: {exc}") from exc
 
     def close(self) -> None:
         """See :meth:`Store.close`; closing twice is harmless."""
@@ -333,6 +349,7 @@ class BaseStore:
         lease: float | None = None,
         recover: bool = False,
         expect_version: int | None = None,
+        dead_owner: str | None = None,
     ) -> RunRecord:
         """Async :meth:`claim`."""
         return await self._acall(
@@ -342,13 +359,24 @@ class BaseStore:
             lease=lease,
             recover=recover,
             expect_version=expect_version,
+            dead_owner=dead_owner,
         )
+
+    async def arenew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
+        """Async :meth:`renew`."""
+        return await self._acall(self.renew, run_id, owner=owner, lease=lease)
 
     async def aappend(
         self, version: VersionRecord, *, owner: str, lease: float | None = None
     ) -> None:
         """Async :meth:`append`."""
         return await self._acall(self.append, version, owner=owner, lease=lease)
+
+    async def asave_step(
+        self, version: VersionRecord, owner: str, lease: float | None = None
+    ) -> None:
+        """Async :meth:`save_step`."""
+        return await self._acall(self.save_step, version, owner, lease)
 
     async def afinish(
         self, run_id: str, *, owner: str, status: RunStatus, error: str | None = None
