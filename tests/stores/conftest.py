@@ -23,7 +23,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_store.py"
 
 def _example_store_class() -> type[BaseStore]:
     spec = importlib.util.spec_from_file_location("example_custom_store", EXAMPLE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     cls: type[BaseStore] = module.DictStore

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from stepkit.errors import InvalidArgumentError
-from stepkit.testing import FakeClock
 from stepkit.stores import AsyncStore, FileStore, RunStatus, SQLiteStore, Store, rebuild
 from stepkit.stores._sqlite_sql import list_query
+from stepkit.testing import FakeClock
 
 from .store_helpers import run, version
 

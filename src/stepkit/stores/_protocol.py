@@ -255,16 +255,20 @@ _ASYNC_NAMES = ("acreate", "aclaim", "arenew", "aappend", "afinish", "aget", "av
 def is_store(obj: object) -> bool:
     """Whether ``obj`` looks like a :class:`Store`: cheap enough to call on every run.
 
-    True for any :class:`~stepkit.stores.BaseStore` subclass (one ``isinstance``),
-    else when the core methods durable runs call are there.
+    True for any :class:`~stepkit.stores.BaseStore` instance (one ``isinstance``),
+    else when the core methods durable runs call are there (a class is not a store).
     """
-    return isinstance(obj, BaseStore) or all(
+    if isinstance(obj, BaseStore):
+        return True
+    return not isinstance(obj, type) and all(
         callable(getattr(obj, name, None)) for name in _SYNC_NAMES
     )
 
 
 def is_async_store(obj: object) -> bool:
     """Whether ``obj`` looks like an :class:`AsyncStore` (see :func:`is_store`)."""
-    return isinstance(obj, BaseStore) or all(
+    if isinstance(obj, BaseStore):
+        return True
+    return not isinstance(obj, type) and all(
         callable(getattr(obj, name, None)) for name in _ASYNC_NAMES
     )

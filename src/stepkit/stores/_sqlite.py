@@ -368,8 +368,7 @@ class SQLiteStore(BaseStore):
             if self._row(db, run_id) is None:
                 return None
             rows = db.execute(
-                f"SELECT {HISTORY_COLUMNS} FROM stepkit_versions "
-                "WHERE run_id = ? ORDER BY version",
+                f"SELECT {HISTORY_COLUMNS} FROM stepkit_versions WHERE run_id = ? ORDER BY version",
                 (run_id,),
             )
             return [version_row(row) for row in rows]

@@ -128,10 +128,11 @@ def list_query(
     order = " ORDER BY updated_at DESC, rowid DESC LIMIT ?"
     rows = -1 if limit is None else limit  # LIMIT -1: no limit
     select = f"SELECT {RUN_COLUMNS}, rowid AS seq FROM stepkit_runs WHERE "
-    if status is not None:  # "!= 'running'" lets the planner use a settled index
-        where = "status = 'running'" if status == "running" else "status = ? AND status != 'running'"
-        return select + where + filters + order, [
-            *([] if status == "running" else [status]),
+    if status == "running":
+        return f"{select}status = 'running'{filters}{order}", [*params, rows]
+    if status is not None:  # "!= 'running'" lets the planner pick a settled index
+        return f"{select}status = ? AND status != 'running'{filters}{order}", [
+            status,
             *params,
             rows,
         ]

@@ -20,7 +20,9 @@ __all__ = ["PurgeRule", "append", "claim", "finish", "lease_is_live", "newest_fi
 
 def lease_is_live(record: RunRecord, now: float) -> bool:
     """Whether ``record`` is held under a lease that has not run out (``lease_until > now``)."""
-    return record.status == "running" and record.lease_until is not None and record.lease_until > now
+    return (
+        record.status == "running" and record.lease_until is not None and record.lease_until > now
+    )
 
 
 def _when(moment: float, now: float) -> str:
@@ -56,7 +58,7 @@ def _running_conflict(
         )
     named = "recover=True takes over only an expired lease; " if recover else ""
     return RunConflictError(
-        f"run {run_id!r} is held by a live owner {record.owner!r} until "
+        f"run {run_id!r} is already running, held by a live owner {record.owner!r} until "
         f"{_when(lease_until, now)}: {named}wait for the lease to expire, or, if that "
         f"process is gone, pass recover=True with dead_owner={record.owner!r}",
         run_id=run_id,
