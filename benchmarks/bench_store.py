@@ -1,6 +1,6 @@
 """Cost of durable runs on SQLiteStore per persisted step, and bytes written per run.
 
-Run: python benchmarks/bench_store.py [--write] [--dir PATH] [--quick]
+Run: python benchmarks/bench_store.py [--write] [--dir PATH] [--quick] [--list-only]
 (--write updates docs/performance.md; --dir puts the databases on another disk,
 the default being the system's temporary folder; --quick does fewer rounds.)
 
@@ -15,7 +15,10 @@ the default being the system's temporary folder; --quick does fewer rounds.)
    write() (Linux ``/proc/self/io``), for SQLiteStore and FileStore.
 3. The same 100-step pipeline with LangGraph's ``SqliteSaver`` and Burr's
    ``SQLitePersister``, both on WAL and the same ``synchronous`` as stepkit,
-   when they are importable; skipped with a message otherwise. They are not
+   when they are importable; skipped with a message otherwise.
+4. ``SQLiteStore.list()`` over 1,000 to 100,000 stored runs, unfiltered and
+   filtered by ``pipeline=``, ``status=`` and both (budget: <= 1 ms at
+   100,000 runs). ``--list-only`` runs just this part. They are not
    dependencies of stepkit: install them in a throw-away venv::
 
        python -m venv /tmp/bench-venv
@@ -30,11 +33,13 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +174,97 @@ def per_step(folder: Path, synchronous: str, repeat: int) -> dict[str, float]:
     best["durable"] /= LENGTH
     best["plain"] /= LENGTH
     return best
+
+
+# -- 4. store.list() at scale --------------------------------------------------------------
+
+LIST_SIZES = (1_000, 10_000, 100_000)
+PIPELINES = 10
+#: what runs look like in a long-lived store: mostly completed, some waiting or failed...
+STATUS_MIX = ("completed",) * 14 + ("paused",) * 5 + ("failed",)
+RUNNING = 100  # ...and as many running as there are busy workers, whatever the size
+
+
+def populated(path: Path, n: int) -> SQLiteStore:
+    """A store holding ``n`` runs, written in one transaction (the bench is of list)."""
+    store = SQLiteStore(path, synchronous="NORMAL")
+    store.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    base = 1_800_000_000.0
+    rows = [
+        (
+            f"run-{uuid.uuid4().hex}",
+            f"p{i % PIPELINES}",
+            "running"
+            if i % (n // RUNNING) == 7
+            else STATUS_MIX[(i // PIPELINES) % len(STATUS_MIX)],
+            3,
+            "s2",
+            None,
+            base + i,
+            base + (i // 2) * 0.5,  # pairs share an update time: the tie-break is exercised
+            None,
+            None,
+            None,
+            "{}",
+        )
+        for i in range(n)
+    ]
+    db.execute("BEGIN")
+    db.executemany(f"INSERT INTO stepkit_runs VALUES ({', '.join('?' * 12)})", rows)
+    db.execute("COMMIT")
+    db.execute("ANALYZE")
+    db.close()
+    return SQLiteStore(path, synchronous="NORMAL")
+
+
+def list_at_scale(folder: Path, repeat: int) -> dict[int, dict[str, list[float]]]:
+    """Seconds per ``list()`` call (default limit of 100) for each size and filter."""
+    queries: dict[str, dict[str, Any]] = {
+        "all": {},
+        "pipeline=": {"pipeline": "p3"},
+        "status=": {"status": "failed"},
+        "pipeline= status=": {"pipeline": "p3", "status": "paused"},
+        "status=running": {"status": "running"},
+    }
+    results: dict[int, dict[str, list[float]]] = {}
+    for n in LIST_SIZES:
+        store = populated(folder / f"list-{n}.db", n)
+        samples: dict[str, list[float]] = {name: [] for name in queries}
+        for _ in range(repeat):  # rounds interleaved across the queries
+            for name, kwargs in queries.items():
+                samples[name].append(best_of(partial(store.list, **kwargs), repeat=1, number=20))
+        store.close()
+        results[n] = samples
+    return results
+
+
+def list_report(folder: Path, repeat: int) -> list[str]:
+    results = list_at_scale(folder, max(repeat, 5))
+    names = list(next(iter(results.values())))
+    lines = [
+        f"**`SQLiteStore.list()` at scale**: {PIPELINES} pipelines, statuses mixed "
+        f"(70% completed, {RUNNING} running), pairs of runs updated at the same time; the "
+        "default `limit=100`. Runs that are not running are read from partial indexes in "
+        "order (which saving a step never touches); running ones are sorted and merged in, "
+        "so the cost grows with the runs running at once, not with the runs stored. "
+        "Median of the rounds (interleaved across the queries), spread (min-max) in brackets, "
+        "in milliseconds. Budget: <= 1 ms at 100,000 runs.",
+        "",
+        "| runs | "
+        + " | ".join(f"`list({n})`" if n != "all" else "`list()`" for n in names)
+        + " |",
+        "|---:|" + "---:|" * len(names),
+    ]
+    for n, samples in results.items():
+        cells = []
+        for name in names:
+            s = samples[name]
+            cells.append(
+                f"{statistics.median(s) * 1e3:.3f} ({min(s) * 1e3:.3f}-{max(s) * 1e3:.3f})"
+            )
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # -- 2. and 3. bytes written, and other libraries ------------------------------------------
@@ -324,10 +420,14 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--list-only", action="store_true", help="only store.list() at scale")
     args = parser.parse_args()
     repeat = 3 if args.quick else 9
     folder = Path(tempfile.mkdtemp(prefix="stepkit-bench-", dir=args.dir))
     try:
+        if args.list_only:
+            print("\n".join(list_report(folder, repeat)))
+            return
         report(folder, repeat)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -402,6 +502,8 @@ def report(folder: Path, repeat: int) -> None:
         "whole 4 KB pages to the WAL: each persisted step rewrites the pages it touches (the "
         "run row and its index entries, the version row and its key), which is why *files* "
         "exceeds *rows* for SQLiteStore.",
+        "",
+        *list_report(folder, repeat),
     ]
     emit("store", "\n".join(lines))
     for s in skipped:

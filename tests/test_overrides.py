@@ -40,17 +40,6 @@ def resume(runner, pipeline, run_id, **kw):
     return asyncio.run(pipeline.aresume(run_id, **kw))
 
 
-def kinds_are_stored(request, store) -> None:
-    """``VersionRecord.kind`` round-trips in MemoryStore here; file and SQLite get it with the
-    stores branch (a column / a JSON field), until then their check is an expected failure."""
-    if store.kind != "memory":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="kind is persisted by FileStore/SQLiteStore in the stores branch"
-            )
-        )
-
-
 class Flaky:
     """A step that fails until told otherwise; records the approvals it saw."""
 
@@ -161,7 +150,6 @@ class TestPersisted:
             "by": "bo",
         }
         assert all(v.snapshot is None for v in history)  # history() leaves snapshots out
-        kinds_are_stored(request, store)
         assert [v.kind for v in history] == ["start", "step", "step", "override", "step", "step"]
 
     def test_no_override_writes_no_version(self, runner, store):
@@ -205,7 +193,6 @@ class TestPersisted:
         ]
         assert store.snapshot(forked.run_id, 1) == {"body": "hi", "blob": BLOB, "reply": "HI"}
         assert store.snapshot(forked.run_id, 2)["approved"] == "fork"
-        kinds_are_stored(request, store)
         assert [v.kind for v in history] == ["start", "override", "step", "step"]
 
     def test_time_travel_parents_the_override_on_the_version_gone_back_to(self, runner, store):

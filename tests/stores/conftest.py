@@ -1,22 +1,43 @@
-"""Fixtures for the store tests: every backend with a fake clock, driven sync and async."""
+"""Fixtures for the store tests: every backend with a fake clock, driven sync and async.
+
+The backends are declared once, here: the built-in stores and the third-party
+example of docs/stores.md (``examples/custom_store.py``), so the same contract
+suite runs against a store written outside the package.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stepkit.stores import FileStore, MemoryStore, SQLiteStore
-from stepkit.stores._base import BaseStore
+from stepkit.stores import BaseStore, FileStore, MemoryStore, SQLiteStore
 from stepkit.testing import FakeClock
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_store.py"
+
+
+def _example_store_class() -> type[BaseStore]:
+    spec = importlib.util.spec_from_file_location("example_custom_store", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls: type[BaseStore] = module.DictStore
+    return cls
+
+
+DictStore = _example_store_class()
 
 BACKENDS: dict[str, Callable[[Path, Callable[[], float]], BaseStore]] = {
     "memory": lambda path, clock: MemoryStore(clock=clock),
     "file": lambda path, clock: FileStore(path / "runs", clock=clock),
     "sqlite": lambda path, clock: SQLiteStore(path / "runs.db", clock=clock),
+    "example": lambda path, clock: DictStore(clock=clock),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sqlite3
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from stepkit.errors import InvalidArgumentError
-from stepkit.stores import FileStore, SQLiteStore, Store, rebuild
+from stepkit.stores import AsyncStore, FileStore, RunStatus, SQLiteStore, Store, rebuild
+from stepkit.stores._sqlite_sql import list_query
+from stepkit.testing import FakeClock
 
 from .store_helpers import run, version
 
@@ -89,22 +92,107 @@ def test_sqlite_store_checks_its_settings(tmp_path: Path, kwargs: dict[str, obje
 
 
 def test_store_public_surface() -> None:
-    """stepkit.stores exports exactly its public names, sorted, each with an async twin."""
+    """stepkit.stores exports exactly its public names, sorted; AsyncStore twins Store."""
     import stepkit.stores as stores
 
     assert stores.__all__ == sorted(stores.__all__)
     assert set(stores.__all__) == {
+        "AsyncStore",
+        "BaseStore",
+        "Change",
         "FileStore",
         "MemoryStore",
+        "PurgeRule",
         "RunRecord",
         "RunStatus",
         "SQLiteStore",
         "Store",
+        "VersionKind",
         "VersionRecord",
+        "is_async_store",
+        "is_store",
+        "newest_first",
         "open_store",
         "rebuild",
     }
-    sync = ["create", "claim", "append", "finish", "get", "list", "delete", "purge"]
-    for name in [*sync, "versions", "history", "close"]:
+    for name in stores.__all__:
+        assert getattr(stores, name) is not None
+    sync = ["create", "claim", "renew", "append", "finish", "get", "list", "delete", "purge"]
+    for name in [*sync, "versions", "history", "snapshot", "close"]:
         assert callable(getattr(Store, name))
-        assert callable(getattr(Store, "a" + name))
+        assert not hasattr(Store, "a" + name)
+        assert callable(getattr(AsyncStore, "a" + name))
+
+
+# The schema of SQLiteStore before version kinds and the list() indexes (stepkit 0.1).
+OLD_SCHEMA = (
+    "CREATE TABLE stepkit_runs (run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, "
+    "status TEXT NOT NULL, version INTEGER NOT NULL, step_name TEXT, error TEXT, "
+    "created_at REAL NOT NULL, updated_at REAL NOT NULL, expires_at REAL, owner TEXT, "
+    "lease_until REAL, meta TEXT NOT NULL)",
+    "CREATE INDEX stepkit_runs_by_pipeline ON stepkit_runs (pipeline)",
+    "CREATE INDEX stepkit_runs_by_status ON stepkit_runs (status)",
+    "CREATE TABLE stepkit_versions (run_id TEXT NOT NULL, version INTEGER NOT NULL, "
+    "parent INTEGER, step_name TEXT, changes TEXT NOT NULL, removed TEXT NOT NULL, "
+    "position TEXT NOT NULL, snapshot TEXT, created_at REAL NOT NULL, saved_at REAL, "
+    "renew_lease REAL, PRIMARY KEY (run_id, version)) WITHOUT ROWID",
+    "INSERT INTO stepkit_runs VALUES ('old', 'p', 'running', 1, 's1', NULL, 1.0, 1.0, NULL, "
+    "'w', NULL, '{}')",
+    "INSERT INTO stepkit_versions VALUES ('old', 1, NULL, 's1', '{}', '[]', 'null', '{}', 1.0, "
+    "NULL, NULL)",
+)
+
+
+def test_sqlite_store_migrates_a_database_without_version_kinds(tmp_path: Path) -> None:
+    """Opening an older database adds the kind column; its versions read back as steps."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for statement in OLD_SCHEMA:
+        db.execute(statement)
+    db.commit()
+    db.close()
+    with SQLiteStore(path) as store:
+        assert [v.kind for v in store.history("old")] == ["step"]
+        store.append(dataclasses.replace(version(2, "old"), kind="override"), owner="w")
+        assert [v.kind for v in store.versions("old")] == ["step", "override"]
+    with SQLiteStore(path) as store:  # opening again changes nothing
+        assert [v.kind for v in store.history("old")] == ["step", "override"]
+    db = sqlite3.connect(path)
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    db.close()
+    assert "stepkit_runs_settled" in indexes
+    assert "stepkit_runs_by_pipeline" not in indexes
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"pipeline": "p"}, {"status": "paused"}, {"pipeline": "p", "status": "failed"}]
+)
+def test_sqlite_list_reads_an_index_in_order(tmp_path: Path, kwargs: dict[str, str]) -> None:
+    """list() reads runs that are not running from an index in order: no scan, no full sort."""
+    with SQLiteStore(tmp_path / "runs.db") as store:
+        store.create(run(now=time.time()))
+    sql, params = list_query(kwargs.get("pipeline"), kwargs.get("status"), 100)
+    db = sqlite3.connect(tmp_path / "runs.db")
+    plan = [row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    db.close()
+    assert any("USING INDEX stepkit_runs_settled" in line for line in plan), plan
+    assert not any(re.fullmatch(r"SCAN stepkit_runs", line) for line in plan), plan
+    if "status" in kwargs:  # one index range, already in order
+        assert not any("TEMP B-TREE" in line for line in plan), plan
+
+
+def test_sqlite_list_merges_running_and_settled_runs(tmp_path: Path) -> None:
+    """Running runs (outside the partial indexes) take their place in the one order."""
+    clock = FakeClock()
+    with SQLiteStore(tmp_path / "runs.db", clock=clock) as store:
+        statuses: list[RunStatus] = ["paused", "running", "completed", "running", "failed"]
+        for i, status in enumerate(statuses):
+            clock.advance(1)
+            owner = "w" if status == "running" else None
+            store.create(run(f"r{i}", now=clock.now, status=status, owner=owner))
+        assert [r.run_id for r in store.list()] == ["r4", "r3", "r2", "r1", "r0"]
+        assert [r.run_id for r in store.list(limit=3)] == ["r4", "r3", "r2"]
+        assert [r.run_id for r in store.list(status="running")] == ["r3", "r1"]
+        clock.advance(1)
+        store.append(version(1, "r1"), owner="w")  # r1 moves to the front
+        assert [r.run_id for r in store.list(limit=2)] == ["r1", "r4"]

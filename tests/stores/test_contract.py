@@ -116,11 +116,11 @@ class TestClaim:
             api.append(version(2), owner="w1")
 
     def test_an_expired_lease_frees_the_run(self, api: Any, clock: Any) -> None:
-        """A lease that has run out lets another owner claim without recover."""
+        """Once lease_until <= now another owner may claim, without recover."""
         paused(api, clock)
         assert api.claim("run-1", owner="w2", lease=10).lease_until == clock.now + 10
-        clock.advance(10)
-        with pytest.raises(RunConflictError, match="already running"):
+        clock.advance(9.5)
+        with pytest.raises(RunConflictError, match="live owner"):
             api.claim("run-1", owner="w3")
         clock.advance(0.5)
         assert api.claim("run-1", owner="w3").owner == "w3"
@@ -256,6 +256,18 @@ class TestListDeletePurge:
         assert ids(api.list(limit=None)) == ["r3", "r2", "r1", "r0"]
         assert api.list(limit=0) == []
         assert api.list(pipeline="zzz") == []
+
+    def test_list_puts_the_later_created_run_first_on_equal_times(
+        self, api: Any, clock: Any
+    ) -> None:
+        """Runs updated at the same time come later-created first, never by run id."""
+        for run_id in ("m", "z", "a", "q"):
+            api.create(run(run_id, now=clock.now))
+        assert [r.run_id for r in api.list()] == ["q", "a", "z", "m"]
+        clock.advance(1)
+        api.claim("z", owner="w")  # updated later: first, whatever its creation
+        assert [r.run_id for r in api.list()] == ["z", "q", "a", "m"]
+        assert [r.run_id for r in api.list(status="paused", limit=2)] == ["q", "a"]
 
     @pytest.mark.parametrize("kwargs", [{"limit": -1}, {"status": "sleeping"}, {"pipeline": 3}])
     def test_bad_list_arguments_are_rejected(self, api: Any, kwargs: Any) -> None:
@@ -414,6 +426,26 @@ class TestVersions:
             api.versions("empty")
         with pytest.raises(InvalidArgumentError):
             api.versions("run-1", upto=0)
+
+    def test_version_kinds_round_trip(self, api: Any, clock: Any) -> None:
+        """kind (start, step, override) is stored and returned by versions() and history()."""
+        api.create(
+            run(now=clock.now, status="running", version=1, owner="w1"),
+            dataclasses.replace(version(1, snapshot={"k1": 1}), kind="start"),
+        )
+        api.append(dataclasses.replace(version(2), kind="override"), owner="w1")
+        api.append(version(3), owner="w1")
+        assert [v.kind for v in api.history("run-1")] == ["start", "override", "step"]
+        assert [v.kind for v in api.versions("run-1")] == ["start", "override", "step"]
+        assert api.versions("run-1", upto=2)[-1].kind == "override"
+
+    @pytest.mark.parametrize("kind", ["begin", None, 3])
+    def test_an_unknown_version_kind_is_rejected(self, api: Any, clock: Any, kind: Any) -> None:
+        """A kind other than start, step or override raises InvalidArgumentError."""
+        start(api, clock)
+        with pytest.raises(InvalidArgumentError, match="kind"):
+            api.append(dataclasses.replace(version(2), kind=kind), owner="w1")
+        assert api.get("run-1").version == 1
 
     def test_history_lists_every_version_without_snapshots(self, api: Any, clock: Any) -> None:
         """history() is every version ascending, time-travel ones included, snapshots omitted."""

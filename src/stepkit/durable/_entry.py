@@ -36,7 +36,7 @@ from stepkit.engine._entry import (
 )
 from stepkit.errors import CheckpointEncodeError, InvalidArgumentError, RunConflictError
 from stepkit.events import RunResult
-from stepkit.stores import Store
+from stepkit.stores import is_store
 
 if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
@@ -59,7 +59,7 @@ RESUME_BY_ID_OPTIONS = (
 
 
 def _check_store(store: Any, call: str) -> Any:
-    if not isinstance(store, Store):
+    if not is_store(store):
         raise InvalidArgumentError(
             f"{call}: store= must be a stepkit store (MemoryStore, FileStore, SQLiteStore, "
             f"or stepkit.open_store(url)), got {type(store).__name__}"

@@ -15,8 +15,10 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
@@ -30,7 +32,7 @@ from stepkit.stores._records import (
     run_to_json,
     version_problem,
 )
-from stepkit.stores._rules import PurgeRule
+from stepkit.stores._transitions import PurgeRule
 
 if sys.platform != "win32":
     import fcntl
@@ -45,6 +47,8 @@ _STALE_TEMP_SECONDS = 3600.0
 _TEMP_PREFIX, _TRASH_PREFIX = ".stepkit-tmp-", ".stepkit-trash-"
 _OWN_FOLDER = re.compile(r"^\.stepkit-(tmp|trash)-[0-9a-f]{32}$")
 _MARKER = ".stepkit-run"
+_stamp_lock = threading.Lock()
+_last_stamp = 0  # creation stamps are strictly increasing within a process
 
 
 def _read(path: str) -> bytes | None:
@@ -156,6 +160,22 @@ class FileStore(BaseStore):
                 os.unlink(temp)
             raise
 
+    @staticmethod
+    def _write_lock(run_dir: str) -> None:
+        """Create a run's lock file, holding its creation stamp (the tie-break of list())."""
+        global _last_stamp
+        with _stamp_lock:
+            _last_stamp = max(time.time_ns(), _last_stamp + 1)
+            stamp = _last_stamp
+        fd = os.open(os.path.join(run_dir, "lock"), os.O_WRONLY | os.O_CREAT, 0o666)
+        with open(fd, "wb") as f:
+            f.write(str(stamp).encode())
+
+    def _created(self, run_id: str) -> int:
+        """The creation stamp in a run's lock file; 0 (oldest) when absent or unreadable."""
+        data = _read(os.path.join(self._dir(run_id), "lock"))
+        return int(data) if data is not None and data.isdigit() and len(data) < 30 else 0
+
     @contextmanager
     def _locked(self, run_id: str) -> Iterator[str]:
         """Hold the run's lock; yield its folder. RunNotFoundError if it is gone."""
@@ -206,6 +226,7 @@ class FileStore(BaseStore):
             "position": version.position,
             "snapshot": version.snapshot is not None,
             "created_at": version.created_at,
+            "kind": version.kind,
         }
         self._write(versions_dir, f"{stem}.json", json.dumps(data).encode())
 
@@ -233,6 +254,7 @@ class FileStore(BaseStore):
                 position=data["position"],
                 snapshot=text,
                 created_at=data["created_at"],
+                kind=data.get("kind", "step"),  # absent in files written before kinds
             )
         except (KeyError, TypeError, UnicodeDecodeError) as exc:
             raise StoreError(f"corrupt file {path}: {exc!r}") from exc
@@ -254,7 +276,7 @@ class FileStore(BaseStore):
             os.mkdir(temp)
             os.close(os.open(os.path.join(temp, _MARKER), os.O_WRONLY | os.O_CREAT, 0o666))
             os.mkdir(versions_dir)
-            os.close(os.open(os.path.join(temp, "lock"), os.O_WRONLY | os.O_CREAT, 0o666))
+            self._write_lock(temp)
             if first is not None:
                 self._write_version(versions_dir, first)
             self._write_run(temp, record)
@@ -309,7 +331,13 @@ class FileStore(BaseStore):
             if (pipeline is None or r.pipeline == pipeline)
             and (status is None or r.status == status)
         ]
-        found.sort(key=lambda r: (r.updated_at, r.run_id), reverse=True)
+        # on equal update times the later created run first: read the creation
+        # stamps only of runs that tie (folder names say nothing of the order)
+        times = Counter(r.updated_at for r in found)
+        found.sort(
+            key=lambda r: (r.updated_at, self._created(r.run_id) if times[r.updated_at] > 1 else 0),
+            reverse=True,
+        )
         return found if limit is None else found[:limit]
 
     def _remove_locked(self, run_id: str, rule: PurgeRule | None) -> bool:

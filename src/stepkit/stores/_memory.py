@@ -12,7 +12,7 @@ from typing import ParamSpec, TypeVar
 from stepkit.errors import RunConflictError, RunNotFoundError
 from stepkit.stores._base import BaseStore, Change
 from stepkit.stores._records import RunRecord, VersionRecord
-from stepkit.stores._rules import PurgeRule
+from stepkit.stores._transitions import PurgeRule, newest_first
 
 __all__ = ["MemoryStore"]
 
@@ -67,14 +67,8 @@ class MemoryStore(BaseStore):
         self, pipeline: str | None, status: str | None, limit: int | None
     ) -> builtins.list[RunRecord]:
         with self._lock:
-            found = [
-                r
-                for r in self._runs.values()
-                if (pipeline is None or r.pipeline == pipeline)
-                and (status is None or r.status == status)
-            ]
-        found.sort(key=lambda r: (r.updated_at, r.run_id), reverse=True)
-        return found if limit is None else found[:limit]
+            runs = builtins.list(self._runs.values())  # a dict keeps the creation order
+        return newest_first(runs, pipeline=pipeline, status=status, limit=limit)
 
     def _delete(self, run_id: str) -> bool:
         with self._lock:

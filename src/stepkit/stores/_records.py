@@ -16,6 +16,7 @@ from stepkit.errors import InvalidArgumentError, StoreError
 
 __all__ = [
     "RUN_STATUSES",
+    "VERSION_KINDS",
     "RunRecord",
     "RunStatus",
     "VersionKind",
@@ -34,6 +35,7 @@ __all__ = [
 RunStatus = Literal["running", "paused", "completed", "failed"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "paused", "completed", "failed")
 VersionKind = Literal["start", "step", "override"]
+VERSION_KINDS: tuple[VersionKind, ...] = ("start", "step", "override")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +68,9 @@ class VersionRecord:
     ``changes`` is JSON text of ``{key: encoded value}``, ``removed`` the removed
     top-level keys, ``snapshot`` the JSON text of the whole encoded context at
     this version (or ``None``), ``position`` the opaque resume position.
-    ``kind`` says what wrote it: ``"start"`` (a run's first version), ``"step"``
-    or ``"override"`` (the ``override_data`` of a resume).
+    ``kind`` says what wrote it: ``"start"`` for the first version of a run,
+    ``"step"`` for a persisted step, ``"override"`` for the ``override_data``
+    of a resume, persisted before the next step runs.
     """
 
     run_id: str
@@ -180,6 +183,7 @@ def version_problem(version: object) -> str | None:
         and all(type(k) is str for k in v.removed)
         and type(v.created_at) in (int, float)
         and math.isfinite(v.created_at)
+        and v.kind in VERSION_KINDS
     ):
         return None
     checks = (
@@ -198,6 +202,7 @@ def version_problem(version: object) -> str | None:
         ("position", isinstance(v.position, str)),
         ("snapshot", _optional(_is_str, v.snapshot)),
         ("created_at", _is_time(v.created_at)),
+        ("kind", isinstance(v.kind, str) and v.kind in VERSION_KINDS),
     )
     for name, ok in checks:
         if not ok:
@@ -257,17 +262,6 @@ def rebuild(versions: Sequence[VersionRecord]) -> tuple[dict[str, Any], VersionR
         previous = record
     assert previous is not None
     return context, previous
-
-
-def decode_context(encoded: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Decode a rebuilt (tag-encoded) context; corrupt contents are a StoreError."""
-    from stepkit.checkpoints._decode import from_json
-    from stepkit.errors import CheckpointError
-
-    try:
-        return {key: from_json(value) for key, value in encoded.items()}
-    except CheckpointError as exc:
-        raise StoreError(f"corrupt stored context of {where}: {exc}") from exc
 
 
 _RUN_FIELDS = tuple(field.name for field in fields(RunRecord))

@@ -24,26 +24,29 @@ from stepkit.errors import (
     RunNotFoundError,
     StoreError,
 )
-from stepkit.stores import _rules
+from stepkit.stores import _transitions
 from stepkit.stores._base import BaseStore, Change
+from stepkit.stores._chain import checked_chain, target_version
 from stepkit.stores._records import (
     RunRecord,
     VersionRecord,
     check_seconds,
     run_to_json,
 )
-from stepkit.stores._rules import PurgeRule
 from stepkit.stores._sqlite_sql import (
     APPEND,
     CHAIN,
+    HISTORY_COLUMNS,
     RUN_COLUMNS,
     SCHEMA,
-    VERSION_COLUMNS,
     VERSION_FIELDS,
     is_busy,
+    list_query,
+    migrate,
     run_row,
     version_row,
 )
+from stepkit.stores._transitions import PurgeRule
 
 __all__ = ["SQLiteStore"]
 
@@ -187,6 +190,7 @@ class SQLiteStore(BaseStore):
     def _create_schema(db: sqlite3.Connection) -> None:
         for statement in SCHEMA:
             db.execute(statement)
+        migrate(db)
 
     def _close(self) -> None:
         with self._handles_lock:
@@ -272,6 +276,7 @@ class SQLiteStore(BaseStore):
                 now,
                 None if lease is None else now + lease,
                 owner,
+                v.kind,
             )
             return int(db.execute(APPEND, params).rowcount)
 
@@ -294,7 +299,7 @@ class SQLiteStore(BaseStore):
         record = self._get(v.run_id)  # say precisely why, with the shared rule
         if record is None:
             raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
-        _rules.append(record, self._clock(), version=v, owner=owner, lease=lease)
+        _transitions.append(record, self._clock(), version=v, owner=owner, lease=lease)
         raise RunConflictError(f"run {v.run_id!r} changed concurrently", run_id=v.run_id)
 
     def _get(self, run_id: str) -> RunRecord | None:
@@ -315,19 +320,7 @@ class SQLiteStore(BaseStore):
     def _list(
         self, pipeline: str | None, status: str | None, limit: int | None
     ) -> builtins.list[RunRecord]:
-        where: builtins.list[str] = []
-        params: builtins.list[object] = []
-        if pipeline is not None:
-            where.append("pipeline = ?")
-            params.append(pipeline)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        sql = f"SELECT {RUN_COLUMNS} FROM stepkit_runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY updated_at DESC, run_id DESC LIMIT ?"
-        params.append(-1 if limit is None else limit)  # LIMIT -1: no limit
+        sql, params = list_query(pipeline, status, limit)
 
         def body(db: sqlite3.Connection) -> builtins.list[RunRecord]:
             return [run_row(row) for row in db.execute(sql, params)]
@@ -349,8 +342,11 @@ class SQLiteStore(BaseStore):
             stale_before = float("-inf") if rule.older_than is None else now - rule.older_than
             rows = db.execute(
                 f"SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ? "
-                f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE updated_at < ?",
-                (expired_before, stale_before),
+                f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs "
+                "WHERE updated_at < ? AND status != 'running' "  # the partial index
+                f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs "
+                "WHERE status = 'running' AND updated_at < ?",
+                (expired_before, stale_before, stale_before),
             ).fetchall()
             doomed = [(r.run_id,) for r in map(run_row, rows) if rule.matches(r, now)]
             db.executemany("DELETE FROM stepkit_versions WHERE run_id = ?", doomed)
@@ -361,24 +357,18 @@ class SQLiteStore(BaseStore):
 
     def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
         def body(db: sqlite3.Connection) -> tuple[int, builtins.list[VersionRecord]]:
-            record = self._row(db, run_id)
-            if record is None:
-                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-            target = record.version if upto is None else upto
-            if not 1 <= target <= record.version:
-                raise RunNotFoundError(f"run {run_id!r} has no version {target}", run_id=run_id)
+            target = target_version(self._row(db, run_id), run_id, upto)
             return target, [version_row(row) for row in db.execute(CHAIN, (run_id, target))]
 
         target, chain = self._transaction(body, write=False)
-        return self._checked_chain(run_id, target, chain)
+        return checked_chain(run_id, target, chain)
 
     def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
         def body(db: sqlite3.Connection) -> builtins.list[VersionRecord] | None:
             if self._row(db, run_id) is None:
                 return None
             rows = db.execute(
-                f"SELECT {VERSION_COLUMNS}, NULL, created_at FROM stepkit_versions "
-                "WHERE run_id = ? ORDER BY version",
+                f"SELECT {HISTORY_COLUMNS} FROM stepkit_versions WHERE run_id = ? ORDER BY version",
                 (run_id,),
             )
             return [version_row(row) for row in rows]

@@ -6,10 +6,8 @@ from typing import Literal
 from urllib.parse import parse_qsl
 
 from stepkit.errors import InvalidArgumentError
-from stepkit.stores._file import FileStore
 from stepkit.stores._memory import MemoryStore
 from stepkit.stores._protocol import Store
-from stepkit.stores._sqlite import SQLiteStore
 
 __all__ = ["open_store"]
 
@@ -66,6 +64,8 @@ def open_store(url: str) -> Store:
         fsync = _TRUE.get(options.get("fsync", "true").lower())
         if fsync is None:
             raise InvalidArgumentError(f"fsync must be true or false in {url!r}")
+        from stepkit.stores._file import FileStore  # loads fcntl & co. only when used
+
         return FileStore(rest, fsync=fsync)
     if scheme == "sqlite":
         options = _options(query, ("busy_timeout", "synchronous"), url)
@@ -87,6 +87,8 @@ def open_store(url: str) -> Store:
             busy_timeout = float(options.get("busy_timeout", "30"))
         except ValueError:
             raise InvalidArgumentError(f"busy_timeout must be seconds in {url!r}") from None
+        from stepkit.stores._sqlite import SQLiteStore  # loads sqlite3 only when used
+
         return SQLiteStore(path, synchronous=synchronous, busy_timeout=busy_timeout)
     if scheme in _LATER or scheme.startswith(("redis+", "postgresql+", "postgres+")):
         raise InvalidArgumentError(

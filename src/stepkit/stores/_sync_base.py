@@ -1,0 +1,306 @@
+"""``SyncBase``: the sync half of :class:`~stepkit.stores.BaseStore`, over a backend's primitives.
+
+Argument checks, the claim/renew/append/finish transitions and error translation
+are written here once; ``BaseStore`` adds the async twins.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, ParamSpec, TypeVar
+
+from stepkit.checkpoints import decode_context
+from stepkit.errors import (
+    CheckpointError,
+    InvalidArgumentError,
+    RunNotFoundError,
+    StepkitError,
+    StoreError,
+)
+from stepkit.stores import _transitions
+from stepkit.stores._chain import target_version, walk_chain
+from stepkit.stores._records import (
+    RunRecord,
+    RunStatus,
+    VersionRecord,
+    check_id,
+    check_seconds,
+    check_status,
+    check_version_number,
+    rebuild,
+    run_problem,
+    version_problem,
+)
+from stepkit.stores._transitions import PurgeRule
+
+__all__ = ["Change", "SyncBase"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+#: A pure update of a run record at the store clock's ``now``: what ``_update`` applies.
+Change = Callable[[RunRecord, float], RunRecord]
+
+
+class SyncBase:
+    """The primitives a backend implements and the sync store API built on them.
+
+    Subclass :class:`~stepkit.stores.BaseStore`, not this: see its docstring.
+    """
+
+    _backend_errors: ClassVar[tuple[type[Exception], ...]] = (OSError,)
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        if not callable(clock):
+            raise InvalidArgumentError(f"clock must be callable, got {clock!r}")
+        self._clock = clock
+        self._closed = False
+
+    # -- the primitives a backend implements -------------------------------------------
+
+    def _insert(self, record: RunRecord, first: VersionRecord | None) -> None:
+        raise NotImplementedError
+
+    def _update(
+        self, run_id: str, change: Change, version: VersionRecord | None = None
+    ) -> RunRecord:
+        raise NotImplementedError
+
+    def _get(self, run_id: str) -> RunRecord | None:
+        raise NotImplementedError
+
+    def _list(
+        self, pipeline: str | None, status: str | None, limit: int | None
+    ) -> builtins.list[RunRecord]:
+        raise NotImplementedError
+
+    def _delete(self, run_id: str) -> bool:
+        raise NotImplementedError
+
+    def _purge(self, rule: PurgeRule) -> int:
+        raise NotImplementedError
+
+    def _version(self, run_id: str, version: int) -> VersionRecord | None:
+        raise NotImplementedError
+
+    def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
+        record = self._get(run_id)
+        if record is None:
+            return None
+        found = (self._version(run_id, n) for n in range(1, record.version + 1))
+        return [dataclasses.replace(v, snapshot=None) for v in found if v is not None]
+
+    def _close(self) -> None:
+        pass
+
+    def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
+        change = functools.partial(_transitions.append, version=version, owner=owner, lease=lease)
+        self._update(version.run_id, change, version)
+
+    def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
+        target = target_version(self._get(run_id), run_id, upto)
+        return walk_chain(functools.partial(self._version, run_id), run_id, target)
+
+    # -- error translation and async plumbing --------------------------------------------
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        if self._closed:
+            raise StoreError(f"{type(self).__name__} is closed")
+        try:
+            yield
+        except StepkitError:
+            raise  # conflicts, not-found and our own StoreErrors pass through unchanged
+        except self._backend_errors as exc:
+            raise StoreError(f"{type(self).__name__}.{action}() failed: {exc}") from exc
+
+    async def _acall(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run a sync method for its async twin; backends with no blocking I/O override."""
+        import asyncio  # only async callers pay for it
+
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- the public sync API -------------------------------------------------------------
+
+    def create(self, record: RunRecord, first: VersionRecord | None = None) -> None:
+        """See :meth:`Store.create`."""
+        problem = run_problem(record)
+        if problem is None and first is not None:
+            problem = version_problem(first)
+            if problem is None and first.run_id != record.run_id:
+                problem = f"first.run_id {first.run_id!r} differs from {record.run_id!r}"
+        if problem is None and record.version != (0 if first is None else first.version):
+            problem = (
+                f"record.version must be {0 if first is None else first.version} "
+                f"({'no' if first is None else 'the first'} version), got {record.version}"
+            )
+        if problem is not None:
+            raise InvalidArgumentError(f"create(): {problem}")
+        check_id(record.run_id, "run_id")
+        with self._guard("create"):
+            self._insert(record, first)
+
+    def claim(
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        lease: float | None = None,
+        recover: bool = False,
+        expect_version: int | None = None,
+        dead_owner: str | None = None,
+    ) -> RunRecord:
+        """See :meth:`Store.claim`."""
+        check_id(run_id, "run_id")
+        check_id(owner, "owner")
+        check_seconds(lease, "lease", allow_zero=False)
+        check_version_number(expect_version, "expect_version", 0)
+        if dead_owner is not None:
+            check_id(dead_owner, "dead_owner")
+            if not recover:
+                raise InvalidArgumentError(
+                    "dead_owner= names a process that is gone, for a recovery: "
+                    "pass recover=True with it"
+                )
+        change = functools.partial(
+            _transitions.claim,
+            owner=owner,
+            lease=lease,
+            recover=bool(recover),
+            expect_version=expect_version,
+            dead_owner=dead_owner,
+        )
+        with self._guard("claim"):
+            return self._update(run_id, change)
+
+    def renew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
+        """See :meth:`Store.renew`."""
+        check_id(run_id, "run_id")
+        check_id(owner, "owner")
+        if lease is None:
+            raise InvalidArgumentError("renew() needs lease=, a positive number of seconds")
+        check_seconds(lease, "lease", allow_zero=False)
+        change = functools.partial(_transitions.renew, owner=owner, lease=lease)
+        with self._guard("renew"):
+            return self._update(run_id, change)
+
+    def append(self, version: VersionRecord, *, owner: str, lease: float | None = None) -> None:
+        """See :meth:`Store.append`."""
+        problem = version_problem(version)
+        if problem is not None:
+            raise InvalidArgumentError(f"append(): {problem}")
+        check_id(version.run_id, "run_id")
+        check_id(owner, "owner")
+        check_seconds(lease, "lease", allow_zero=False)
+        with self._guard("append"):
+            self._append(version, owner, lease)
+
+    def save_step(self, version: VersionRecord, owner: str, lease: float | None = None) -> None:
+        """:meth:`append` for records stepkit built itself: the same, minus re-validation.
+
+        The durable-run engine calls this once per step; it is not part of the
+        :class:`Store` protocol (other stores get :meth:`append`).
+        """
+        with self._guard("append"):
+            self._append(version, owner, lease)
+
+    def finish(
+        self, run_id: str, *, owner: str, status: RunStatus, error: str | None = None
+    ) -> RunRecord:
+        """See :meth:`Store.finish`."""
+        check_id(run_id, "run_id")
+        check_id(owner, "owner")
+        check_status(status, ("paused", "completed", "failed"))
+        if status is None:
+            raise InvalidArgumentError("finish() needs a status: paused, completed or failed")
+        if error is not None and not isinstance(error, str):
+            raise InvalidArgumentError(f"error must be a str or None, got {error!r}")
+        change = functools.partial(_transitions.finish, owner=owner, status=status, error=error)
+        with self._guard("finish"):
+            return self._update(run_id, change)
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """See :meth:`Store.get`."""
+        check_id(run_id, "run_id")
+        with self._guard("get"):
+            return self._get(run_id)
+
+    def list(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int | None = 100,
+    ) -> builtins.list[RunRecord]:
+        """See :meth:`Store.list`."""
+        if pipeline is not None and not isinstance(pipeline, str):
+            raise InvalidArgumentError(f"pipeline must be a str or None, got {pipeline!r}")
+        check_status(status)
+        check_version_number(limit, "limit", 0)
+        with self._guard("list"):
+            return self._list(pipeline, status, limit)
+
+    def delete(self, run_id: str) -> bool:
+        """See :meth:`Store.delete`."""
+        check_id(run_id, "run_id")
+        with self._guard("delete"):
+            return self._delete(run_id)
+
+    def purge(
+        self,
+        *,
+        expired: bool = True,
+        older_than: float | None = None,
+        status: str | None = None,
+    ) -> int:
+        """See :meth:`Store.purge`."""
+        check_seconds(older_than, "older_than", allow_zero=True)
+        check_status(status)
+        if not expired and older_than is None:
+            raise InvalidArgumentError(
+                "purge() with expired=False and no older_than has no criterion; refusing to "
+                "delete every run (use older_than=0 to mean any age)"
+            )
+        rule = PurgeRule(expired=bool(expired), older_than=older_than, status=status)
+        with self._guard("purge"):
+            return self._purge(rule)
+
+    def versions(self, run_id: str, *, upto: int | None = None) -> builtins.list[VersionRecord]:
+        """See :meth:`Store.versions`."""
+        check_id(run_id, "run_id")
+        check_version_number(upto, "upto", 1)
+        with self._guard("versions"):
+            return self._chain(run_id, upto)
+
+    def history(self, run_id: str) -> builtins.list[VersionRecord]:
+        """See :meth:`Store.history`."""
+        check_id(run_id, "run_id")
+        with self._guard("history"):
+            found = self._history(run_id)
+        if found is None:
+            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+        return found
+
+    def now(self) -> float:
+        """See :meth:`Store.now`."""
+        return self._clock()
+
+    def snapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
+        """See :meth:`Store.snapshot`."""
+        encoded, last = rebuild(self.versions(run_id, upto=version))
+        try:
+            return decode_context(encoded)
+        except CheckpointError as exc:
+            where = f"version {last.version} of run {run_id!r}"
+            raise StoreError(f"corrupt stored context of {where}: {exc}") from exc
+
+    def close(self) -> None:
+        """See :meth:`Store.close`; closing twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            self._close()

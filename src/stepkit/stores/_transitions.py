@@ -1,0 +1,218 @@
+"""The pure rules of a run's life in a store: claim, renew, append, finish, purge, list order.
+
+A backend loads a run under its lock (or in a transaction), calls one of these
+with the store clock's ``now``, and persists the record it returns; they never
+do I/O, so every backend (and a third-party one) applies the same rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from stepkit.errors import RunConflictError, RunExpiredError
+from stepkit.stores._records import RunRecord, RunStatus, VersionRecord
+
+__all__ = ["PurgeRule", "append", "claim", "finish", "lease_is_live", "newest_first", "renew"]
+
+
+def lease_is_live(record: RunRecord, now: float) -> bool:
+    """Whether ``record`` is held under a lease that has not run out (``lease_until > now``)."""
+    return (
+        record.status == "running" and record.lease_until is not None and record.lease_until > now
+    )
+
+
+def _when(moment: float, now: float) -> str:
+    try:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    except (OverflowError, OSError, ValueError):
+        stamp = repr(moment)
+    return f"{stamp} (in {moment - now:.3g} s)"
+
+
+def _running_conflict(
+    record: RunRecord, now: float, *, recover: bool, dead_owner: str | None
+) -> RunConflictError | None:
+    """Why a ``running`` run cannot be taken over now, or ``None`` if it can."""
+    run_id, lease_until = record.run_id, record.lease_until
+    if lease_until is not None and lease_until <= now:
+        return None  # the lease ran out: its holder stopped renewing it
+    if recover and dead_owner is not None:
+        if dead_owner == record.owner:
+            return None  # the caller names the holder as dead
+        return RunConflictError(
+            f"run {run_id!r} is held by owner {record.owner!r}, not by the dead_owner "
+            f"{dead_owner!r} named: that process may still be running it",
+            run_id=run_id,
+        )
+    if lease_until is None:
+        if recover:
+            return None  # no lease to wait for (a run claimed without one)
+        return RunConflictError(
+            f"run {run_id!r} is already running (claimed without a lease); "
+            "pass recover=True if its process is gone",
+            run_id=run_id,
+        )
+    named = "recover=True takes over only an expired lease; " if recover else ""
+    return RunConflictError(
+        f"run {run_id!r} is already running, held by a live owner {record.owner!r} until "
+        f"{_when(lease_until, now)}: {named}wait for the lease to expire, or, if that "
+        f"process is gone, pass recover=True with dead_owner={record.owner!r}",
+        run_id=run_id,
+    )
+
+
+def claim(
+    record: RunRecord,
+    now: float,
+    *,
+    owner: str,
+    lease: float | None,
+    recover: bool,
+    expect_version: int | None,
+    dead_owner: str | None = None,
+) -> RunRecord:
+    """Return ``record`` claimed by ``owner``, or raise why it cannot be claimed.
+
+    From ``paused`` or ``failed``: always. From ``running``: only once its lease
+    has expired, or with ``recover=True`` when ``dead_owner`` is its owner or it
+    has no lease at all; a live lease is never taken over otherwise.
+    """
+    run_id = record.run_id
+    if record.expires_at is not None and record.expires_at < now:
+        raise RunExpiredError(f"run {run_id!r} expired; it cannot be resumed", run_id=run_id)
+    if expect_version is not None and record.version != expect_version:
+        raise RunConflictError(
+            f"run {run_id!r} is at version {record.version}, not {expect_version}: "
+            "it moved on since it was read",
+            run_id=run_id,
+        )
+    if record.status == "completed":
+        raise RunConflictError(f"run {run_id!r} is completed; nothing to resume", run_id=run_id)
+    if record.status == "running":
+        conflict = _running_conflict(record, now, recover=recover, dead_owner=dead_owner)
+        if conflict is not None:
+            raise conflict
+    return dataclasses.replace(
+        record,
+        status="running",
+        owner=owner,
+        lease_until=None if lease is None else now + lease,
+        error=None,
+        updated_at=now,
+    )
+
+
+def _lost_claim(record: RunRecord, owner: str) -> RunConflictError | None:
+    if record.status != "running" or record.owner != owner:
+        holder = "nobody" if record.owner is None else "another owner"
+        return RunConflictError(
+            f"run {record.run_id!r} is {record.status} and claimed by {holder}: "
+            "this process lost the claim",
+            run_id=record.run_id,
+        )
+    return None
+
+
+def renew(record: RunRecord, now: float, *, owner: str, lease: float) -> RunRecord:
+    """Return ``record`` with its lease extended to ``now + lease`` (the heartbeat).
+
+    Only while ``owner`` holds the run; ``version`` and ``updated_at`` stay as they are.
+    """
+    lost = _lost_claim(record, owner)
+    if lost is not None:
+        raise lost
+    return dataclasses.replace(record, lease_until=now + lease)
+
+
+def append(
+    record: RunRecord,
+    now: float,
+    *,
+    version: VersionRecord,
+    owner: str,
+    lease: float | None,
+) -> RunRecord:
+    """Return ``record`` advanced to ``version`` (a compare-and-set on owner and version)."""
+    lost = _lost_claim(record, owner)
+    if lost is not None:
+        raise lost
+    if record.version != version.version - 1:
+        raise RunConflictError(
+            f"run {record.run_id!r} is at version {record.version}, so version "
+            f"{version.version} cannot follow it: this process lost the claim",
+            run_id=record.run_id,
+        )
+    return dataclasses.replace(
+        record,
+        version=version.version,
+        step_name=version.step_name,
+        updated_at=now,
+        lease_until=record.lease_until if lease is None else now + lease,
+    )
+
+
+def finish(
+    record: RunRecord,
+    now: float,
+    *,
+    owner: str,
+    status: RunStatus,
+    error: str | None,
+) -> RunRecord:
+    """Return ``record`` released with its final (or paused) ``status``."""
+    lost = _lost_claim(record, owner)
+    if lost is not None:
+        raise lost
+    return dataclasses.replace(
+        record, status=status, error=error, owner=None, lease_until=None, updated_at=now
+    )
+
+
+def newest_first(
+    created_order: Iterable[RunRecord],
+    *,
+    pipeline: str | None,
+    status: str | None,
+    limit: int | None,
+) -> list[RunRecord]:
+    """What :meth:`Store.list` returns, from runs given in the order they were created.
+
+    Most recently updated first; on equal ``updated_at`` the later created one
+    first (never by run id).
+    """
+    found = [
+        r
+        for r in created_order
+        if (pipeline is None or r.pipeline == pipeline) and (status is None or r.status == status)
+    ]
+    found.reverse()  # later created first; the sort below is stable
+    found.sort(key=lambda r: r.updated_at, reverse=True)
+    return found if limit is None else found[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeRule:
+    """Which runs :meth:`Store.purge` deletes; see its docstring for the semantics.
+
+    Backends may pre-select candidates with an index on ``expires_at`` or
+    ``updated_at`` (any match has one of them in range), then must call
+    :meth:`matches` on each candidate, under their lock, before deleting it.
+    """
+
+    expired: bool
+    older_than: float | None
+    status: str | None
+
+    def matches(self, record: RunRecord, now: float) -> bool:
+        """Whether ``record`` is to be deleted at time ``now``."""
+        if self.status is not None and record.status != self.status:
+            return False
+        if lease_is_live(record, now):
+            return False  # its holder is still writing
+        if self.expired and record.expires_at is not None and record.expires_at < now:
+            return True
+        return self.older_than is not None and record.updated_at < now - self.older_than
