@@ -132,6 +132,11 @@ class TestSigning:
         with pytest.raises(PipelineDefinitionError, match="minimum 16"):
             flow("short")
 
+    def test_a_str_secret_that_is_not_utf8_is_a_definition_error(self):
+        """A str secret holding a lone surrogate is refused at build time, not a UnicodeError."""
+        with pytest.raises(PipelineDefinitionError, match="not valid UTF-8"):
+            flow("a-long-enough-secret-\ud800")
+
 
 class _SyncRunner:
     def run(self, pipeline, input=None, **kw):

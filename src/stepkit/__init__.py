@@ -9,7 +9,7 @@ True
 import logging
 
 from stepkit.checkpoints._document import decode_checkpoint
-from stepkit.checkpoints._registry import TypeRegistry, register_type
+from stepkit.checkpoints._registry import register_type
 from stepkit.errors import (
     CheckpointEncodeError,
     CheckpointError,
@@ -19,8 +19,6 @@ from stepkit.errors import (
     EventLoopError,
     InvalidArgumentError,
     InvalidCheckpointError,
-    InvalidInputError,
-    NestedStepError,
     NonRetryableError,
     PipelineAbortedError,
     PipelineDefinitionError,
@@ -31,7 +29,6 @@ from stepkit.errors import (
     StepkitError,
     StepTimeoutError,
     StoreError,
-    WorkflowError,
 )
 from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
 from stepkit.pipeline._backoff import exponential_backoff
@@ -54,8 +51,6 @@ __all__ = [
     "EventLoopError",
     "InvalidArgumentError",
     "InvalidCheckpointError",
-    "InvalidInputError",
-    "NestedStepError",
     "NonRetryableError",
     "Pipeline",
     "PipelineAbortedError",
@@ -71,8 +66,6 @@ __all__ = [
     "StepTimeoutError",
     "StepkitError",
     "StoreError",
-    "TypeRegistry",
-    "WorkflowError",
     "__version__",
     "decode_checkpoint",
     "exponential_backoff",

@@ -22,7 +22,16 @@ from stepkit.checkpoints._envelope import (
     open_envelope,
     seal,
 )
+from stepkit.checkpoints._limits import (
+    MAX_CONTAINERS,
+    MAX_DOCUMENT,
+    MAX_SIZE,
+    MAX_VALUES,
+    document_problem,
+    value_count,
+)
 from stepkit.checkpoints._registry import TypeRegistry
+from stepkit.checkpoints._tags import short
 from stepkit.errors import CheckpointEncodeError, InvalidCheckpointError
 from stepkit.events import Checkpoint
 
@@ -52,8 +61,13 @@ def _iso(ts: float) -> str:
 def encode_checkpoint(
     meta: Meta, position: Any, step_name: str | None, context: Mapping[str, Any]
 ) -> str:
-    """Encode one state as a checkpoint string (may raise CheckpointEncodeError)."""
+    """Encode one state as a checkpoint string (may raise CheckpointEncodeError).
+
+    What it returns always decodes: a checkpoint over a decoding limit is refused
+    here, naming the context key that makes it so.
+    """
     now = meta.clock()
+    encoded = encode_context(context, registry=meta.registry)
     doc = {
         "format": FORMAT,
         "pipeline": meta.pipeline,
@@ -64,17 +78,68 @@ def encode_checkpoint(
         "expires_at": None if meta.ttl is None else _iso(now + meta.ttl),
         "step": step_name,
         "position": to_json(position, path="position", registry=meta.registry),
-        "context": encode_context(context, registry=meta.registry),
+        "context": encoded,
     }
     try:
         document = dumps(doc).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise CheckpointEncodeError(
-            "the context contains a str with a lone surrogate, which is not valid "
-            "UTF-8; clean the text (for example with .encode('utf-8', 'replace'))",
-            type_name="str",
+        raise _refuse(
+            encoded,
+            "holds a str with a lone surrogate, which is not valid UTF-8; clean the text "
+            "(for example text.encode('utf-8', 'replace').decode())",
+            _surrogates,
         ) from exc
-    return seal(document, keys=meta.keys, compress_threshold=meta.compress_threshold)
+    if len(document) > MAX_DOCUMENT:
+        raise _refuse(
+            encoded,
+            f"makes the checkpoint {len(document):,} bytes of JSON, more than the limit of "
+            f"{MAX_DOCUMENT:,}; keep large data outside the context and store a reference",
+            _size,
+        )
+    # smaller documents cannot hold MAX_CONTAINERS arrays and objects (2 bytes each)
+    if len(document) >= 2 * min(MAX_CONTAINERS, MAX_VALUES):
+        problem = document_problem(document)
+        if problem is not None:
+            raise _refuse(
+                encoded,
+                f"makes the checkpoint hold {problem}; keep large data outside the context",
+                _values,
+            )
+    checkpoint = seal(document, keys=meta.keys, compress_threshold=meta.compress_threshold)
+    if len(checkpoint) > MAX_SIZE:
+        raise _refuse(
+            encoded,
+            f"makes the checkpoint {len(checkpoint):,} characters long, more than the limit "
+            f"of {MAX_SIZE:,}; keep large data outside the context and store a reference",
+            _size,
+        )
+    return checkpoint
+
+
+def _surrogates(value: Any) -> int:
+    try:
+        dumps(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return 1
+    return 0
+
+
+def _size(value: Any) -> int:
+    return len(dumps(value).encode("utf-8", "surrogatepass"))
+
+
+def _values(value: Any) -> int:
+    return value_count(dumps(value).encode("utf-8", "surrogatepass"))
+
+
+def _refuse(
+    encoded: dict[str, Any], reason: str, measure: Callable[[Any], int]
+) -> CheckpointEncodeError:
+    """The error for a checkpoint over a limit, naming the context key that weighs most."""
+    weights = {key: measure(value) for key, value in encoded.items()}
+    key = max(weights, key=weights.__getitem__, default=None)
+    path = "checkpoint" if key is None or not weights[key] else f"context[{short(key)}]"
+    return CheckpointEncodeError(f"{path}: {reason}", path=path)
 
 
 def decode_checkpoint(
@@ -98,19 +163,19 @@ def decode_with_keys(
 ) -> Checkpoint:
     opened = open_envelope(checkpoint, keys=keys)
     doc = loads(opened.document, registry=registry)
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise InvalidCheckpointError("a checkpoint document is a JSON object")
     fmt = doc.get("format")
-    if fmt != FORMAT:
+    if type(fmt) is not int or fmt != FORMAT:
         raise InvalidCheckpointError(
             f"unknown checkpoint format {fmt!r}; this version of stepkit reads format {FORMAT}"
         )
     context = doc.get("context")
-    if not isinstance(context, dict) or not all(isinstance(k, str) for k in context):
+    if type(context) is not dict or not all(type(k) is str for k in context):
         raise InvalidCheckpointError("the checkpoint's context is not an object")
     if "position" not in doc:
         raise InvalidCheckpointError("the checkpoint has no resume position")
-    if not doc.get("run_id"):
+    if not _field(doc, "run_id", str):
         raise InvalidCheckpointError("the checkpoint's 'run_id' field is missing or empty")
     return Checkpoint(
         pipeline=_field(doc, "pipeline", str),
@@ -133,7 +198,7 @@ def _field(doc: dict[str, Any], name: str, kind: type, optional: bool = False) -
     value = doc.get(name)
     if value is None and optional:
         return None
-    if not isinstance(value, kind):
+    if type(value) is not kind:
         raise InvalidCheckpointError(
             f"the checkpoint's {name!r} field is missing or not a {kind.__name__}"
         )

@@ -30,20 +30,17 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stepkit.checkpoints._limits import MAX_DOCUMENT, MAX_SIZE
 from stepkit.errors import CheckpointSignatureError, InvalidArgumentError, InvalidCheckpointError
 
 __all__ = [
     "DEFAULT_COMPRESS_THRESHOLD",
-    "DEFAULT_MAX_DOCUMENT",
-    "DEFAULT_MAX_SIZE",
     "Opened",
     "normalize_keys",
     "open_envelope",
     "seal",
 ]
 
-DEFAULT_MAX_SIZE = 1 << 20  # max length of the checkpoint string accepted
-DEFAULT_MAX_DOCUMENT = 8 << 20  # max (decompressed) document size
 DEFAULT_COMPRESS_THRESHOLD = 1024  # compress documents longer than this (None = never)
 
 MAGIC = 0x01
@@ -79,7 +76,13 @@ def normalize_keys(secret: str | bytes | Sequence[str | bytes] | None) -> tuple[
     for i, item in enumerate(items):
         where = "secret" if isinstance(secret, str | bytes) else f"secret[{i}]"
         if isinstance(item, str):
-            key = item.encode("utf-8")
+            try:
+                key = item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidArgumentError(
+                    f"{where} is a str that is not valid UTF-8 (it holds a lone surrogate); "
+                    "use a random key such as secrets.token_urlsafe(32), or pass bytes"
+                ) from None
         elif isinstance(item, bytes):
             key = item
         else:
@@ -138,8 +141,8 @@ def open_envelope(
     checkpoint: object,
     *,
     keys: tuple[bytes, ...] = (),
-    max_size: int = DEFAULT_MAX_SIZE,
-    max_document: int = DEFAULT_MAX_DOCUMENT,
+    max_size: int = MAX_SIZE,
+    max_document: int = MAX_DOCUMENT,
     require_signature: bool | None = None,
 ) -> Opened:
     """Decode, verify and decompress a checkpoint string into its document bytes.
