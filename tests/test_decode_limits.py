@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import os
 import tracemalloc
@@ -27,7 +28,7 @@ from stepkit import (
     decode_checkpoint,
 )
 from stepkit.checkpoints._decode import from_json, loads
-from stepkit.checkpoints._document import Meta, encode_checkpoint
+from stepkit.checkpoints._document import Meta, _iso, encode_checkpoint
 from stepkit.checkpoints._encode import dumps, to_json
 from stepkit.checkpoints._limits import (
     MAX_CONTAINERS,
@@ -385,3 +386,33 @@ def test_a_context_that_decodes_also_resumes() -> None:
     cp = pipeline.run({"rows": [[]] * (MAX_CONTAINERS - 100)}).checkpoint
     assert decode_checkpoint(cp).context["done"] is True
     assert pipeline.run_checkpoint(cp)["done"] is True
+
+
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=2**34, allow_nan=False),
+        st.integers(0, 2**34).map(lambda s: s + 0.5e-6),
+        st.integers(0, 2**34).map(lambda s: s + 0.9999995),
+        st.integers(0, 2**34).map(float),
+    )
+)
+def test_checkpoint_times_are_written_as_datetime_would(ts: float) -> None:
+    """The cheap timestamp formatter writes what datetime.isoformat() writes, to the microsecond."""
+    expected = dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat()
+    assert _iso(ts) == expected
+    assert (
+        dt.datetime.fromisoformat(_iso(ts)).timestamp()
+        == dt.datetime.fromisoformat(expected).timestamp()
+    )
+
+
+def test_the_header_is_serialised_once_per_run() -> None:
+    """Meta holds the document's fixed header; a checkpoint starts with it, field order kept."""
+    m = Meta("p\u00e9", "2", "fp", "run-1", ttl=60)
+    cp = encode_checkpoint(m, {"done": "a"}, "a", {"x": 1})
+    text = base64.urlsafe_b64decode(cp + "=" * (-len(cp) % 4)).decode()
+    assert text.startswith(m.prefix)
+    assert list(json.loads(text)) == [
+        *("format", "pipeline", "version", "fingerprint", "run_id", "created_at"),
+        *("expires_at", "step", "position", "context"),
+    ]

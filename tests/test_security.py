@@ -177,6 +177,12 @@ class TestCompression:
         assert not decode_checkpoint(small).compressed
         assert json.loads(base64.urlsafe_b64decode(small + "=" * (-len(small) % 4)))
 
+    def test_a_1kb_context_is_not_compressed_by_default(self):
+        """Below the default threshold (2,048 bytes) a checkpoint stays plain base64 JSON."""
+        cp = Pipeline("one").step("a", lambda ctx: None).run({"text": "x" * 1000}).checkpoint
+        assert not decode_checkpoint(cp).compressed
+        assert json.loads(base64.urlsafe_b64decode(cp + "=" * (-len(cp) % 4)))
+
     def test_threshold_is_configurable(self):
         """compress_threshold=None never compresses."""
         cp = flow(None, compress_threshold=None).run({"text": "x" * 5000}).checkpoint

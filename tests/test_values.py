@@ -260,6 +260,22 @@ def test_loads_accepts_utf8_bytes() -> None:
     assert loads('{"a":"é"}'.encode()) == {"a": "é"}
 
 
+def test_encoding_never_changes_the_context_and_copies_only_what_it_must() -> None:
+    """Plain JSON is written as it is; a value needing a tag is encoded into a new container."""
+    inner = {"when": (1, 2), "n": 1}
+    context = {"plain": {"a": [1, "x", None]}, "inner": inner, "tail": [0.5, [True]]}
+    encoded = encode_context(context)
+    assert encoded["inner"] == {"when": {"$t": "tuple", "v": [1, 2]}, "n": 1}
+    assert inner == {"when": (1, 2), "n": 1}
+    assert encoded["plain"] is context["plain"]
+    assert encoded["tail"] is context["tail"]
+    plain = {"a": 1, "b": [1, {"c": "d"}]}
+    assert encode_context(plain) is plain
+    listed = [1, 2, {3}, 4]
+    assert to_json(listed) == [1, 2, {"$t": "set", "v": [3]}, 4]
+    assert listed == [1, 2, {3}, 4]
+
+
 # ---------------------------------------------------------------- registry
 
 

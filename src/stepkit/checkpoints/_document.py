@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,7 +41,7 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True, slots=True)
 class Meta:
-    """What every checkpoint of one run shares."""
+    """What every checkpoint of one run shares; its JSON header is serialised once."""
 
     pipeline: str
     version: str | None
@@ -52,10 +52,40 @@ class Meta:
     compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD
     registry: TypeRegistry | None = None
     clock: Clock = time.time
+    # the document up to the value of "created_at": '{"format":1,...,"created_at":"'
+    prefix: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        head = {
+            "format": FORMAT,
+            "pipeline": self.pipeline,
+            "version": self.version,
+            "fingerprint": self.fingerprint,
+            "run_id": self.run_id,
+        }
+        object.__setattr__(self, "prefix", dumps(head)[:-1] + ',"created_at":"')
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+_MAX_TS = 253402300800  # 10000-01-01: the end of what datetime can show
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    """``datetime.fromtimestamp(ts, timezone.utc).isoformat()``, without the datetime."""
+    global _second
+    if not 0 <= ts < _MAX_TS - 1:
+        return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    whole = int(ts)
+    micro = round((ts - whole) * 1e6)  # half to even, as datetime rounds
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    cached = _second
+    if cached[0] == whole:
+        text = cached[1]
+    else:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
 
 
 def encode_checkpoint(
@@ -68,20 +98,15 @@ def encode_checkpoint(
     """
     now = meta.clock()
     encoded = encode_context(context, registry=meta.registry)
-    doc = {
-        "format": FORMAT,
-        "pipeline": meta.pipeline,
-        "version": meta.version,
-        "fingerprint": meta.fingerprint,
-        "run_id": meta.run_id,
-        "created_at": _iso(now),
-        "expires_at": None if meta.ttl is None else _iso(now + meta.ttl),
+    tail = {
         "step": step_name,
         "position": to_json(position, path="position", registry=meta.registry),
         "context": encoded,
     }
+    expires = "null" if meta.ttl is None else f'"{_iso(now + meta.ttl)}"'
+    text = f'{meta.prefix}{_iso(now)}","expires_at":{expires},{dumps(tail)[1:]}'
     try:
-        document = dumps(doc).encode("utf-8")
+        document = text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise _refuse(
             encoded,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import json.encoder
 import math
 import uuid
 from collections import Counter
@@ -82,21 +83,9 @@ def _enc(v: Any, depth: int, reg: TypeRegistry) -> Any:
     if depth >= MAX_DEPTH:
         raise _Fail(v, _TOO_DEEP)
     if t is dict:
-        out: dict[str, Any] = {}
-        k: Any = None
-        try:
-            for k, x in v.items():
-                if type(k) is not str or k == TAG:
-                    break
-                out[k] = x if type(x) in PLAIN else _enc(x, depth + 1, reg)
-            else:
-                return out
-        except _Fail as e:
-            e.segments.append(f"[{short(k)}]")
-            raise
-        return _enc_pairs(v, depth, reg)
+        return _enc_dict(v, depth, reg)
     if t is list:
-        return _enc_items(v, depth + 1, reg)
+        return _enc_list(v, depth + 1, reg)
     encoder = _ENCODERS.get(t)
     if encoder is not None:
         return encoder(v, depth, reg)
@@ -110,14 +99,61 @@ def _enc(v: Any, depth: int, reg: TypeRegistry) -> Any:
     return {TAG: "type", "n": entry.name, "v": _enc(payload, depth + 1, reg)}
 
 
-def _enc_items(v: Any, depth: int, reg: TypeRegistry) -> list[Any]:
+def _enc_dict(v: dict[Any, Any], depth: int, reg: TypeRegistry) -> Any:
+    """A str-keyed dict as a JSON object: ``v`` itself when no value needs encoding."""
+    out: dict[str, Any] | None = None
+    k: Any = None
+    try:
+        for k, x in v.items():
+            if type(k) is not str or k == TAG:
+                break
+            if type(x) in PLAIN:
+                if out is not None:
+                    out[k] = x
+                continue
+            encoded = _enc(x, depth + 1, reg)
+            if out is not None:
+                out[k] = encoded
+            elif encoded is not x:  # copy on the first change only
+                out = {}
+                for k2, x2 in v.items():
+                    if k2 == k:
+                        break
+                    out[k2] = x2
+                out[k] = encoded
+        else:
+            return v if out is None else out
+    except _Fail as e:
+        e.segments.append(f"[{short(k)}]")
+        raise
+    return _enc_pairs(v, depth, reg)
+
+
+def _enc_list(v: list[Any], depth: int, reg: TypeRegistry) -> list[Any]:
+    """A list as a JSON array: ``v`` itself when no item needs encoding."""
+    for i, x in enumerate(v):
+        if type(x) not in PLAIN:
+            try:
+                encoded = _enc(x, depth, reg)
+            except _Fail as e:
+                e.segments.append(f"[{i}]")
+                raise
+            if encoded is not x:
+                out = v[:i]
+                out.append(encoded)
+                out += _enc_items(v[i + 1 :], depth, reg, offset=i + 1)
+                return out
+    return v
+
+
+def _enc_items(v: Any, depth: int, reg: TypeRegistry, offset: int = 0) -> list[Any]:
     out: list[Any] = []
     append = out.append
     try:
         for x in v:
             append(x if type(x) in PLAIN else _enc(x, depth, reg))
     except _Fail as e:
-        e.segments.append(f"[{len(out)}]")
+        e.segments.append(f"[{offset + len(out)}]")
         raise
     return out
 
@@ -234,7 +270,7 @@ def encode_context(
 ) -> dict[str, Any]:
     """Encode a context mapping key by key; keys must be ``str`` and not ``'$t'``."""
     reg = DEFAULT_REGISTRY if registry is None else registry
-    out: dict[str, Any] = {}
+    out: dict[str, Any] | None = None if type(context) is dict else {}
     for key, value in context.items():
         if type(key) is not str or key == TAG:
             raise CheckpointEncodeError(
@@ -243,16 +279,48 @@ def encode_context(
                 path=f"context[{short(key)}]",
                 type_name=type_name(type(key)),
             )
-        try:
-            out[key] = value if type(value) in PLAIN else _enc(value, 0, reg)
-        except _Fail as e:
-            raise e.error(f"context[{short(key)}]") from e.__cause__
-    return out
+        if type(value) in PLAIN:
+            encoded = value
+        else:
+            try:
+                encoded = _enc(value, 0, reg)
+            except _Fail as e:
+                raise e.error(f"context[{short(key)}]") from e.__cause__
+        if out is not None:
+            out[key] = encoded
+        elif encoded is not value:  # copy on the first change only
+            out = {}
+            for k, v in context.items():
+                if k == key:
+                    break
+                out[k] = v
+            out[key] = encoded
+    return context if out is None else out  # type: ignore[return-value]
 
 
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# The C encoder JSONEncoder.encode would build on every call, built once. No cycle markers:
+# what it serialises comes from to_json / encode_context, which refuse circular values.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
+_C_ENCODER: Callable[[Any, int], list[str]] | None = (
+    None
+    if _make_c_encoder is None
+    else _make_c_encoder(
+        None,  # no markers
+        _JSON_ENCODER.default,
+        json.encoder.encode_basestring,
+        None,  # no indent
+        ":",
+        ",",
+        False,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+)
 
 
 def dumps(obj: Any) -> str:
     """Compact JSON text of JSON-ready data (from :func:`to_json` / :func:`encode_context`)."""
-    return _JSON_ENCODER.encode(obj)
+    if _C_ENCODER is None:  # pragma: no cover - Pythons without the _json accelerator
+        return _JSON_ENCODER.encode(obj)
+    return "".join(_C_ENCODER(obj, 0))
