@@ -707,3 +707,11 @@ def test_tag_shaped_garbage_raises_only_invalid_checkpoint(data: Any) -> None:
         loads(json.dumps(data))
     with contextlib.suppress(InvalidCheckpointError):
         from_json(data)
+
+
+def test_the_native_types_are_the_ones_the_encoder_handles() -> None:
+    """is_native (used by register_type) names exactly the types the encoder writes itself."""
+    from stepkit.checkpoints._encode import _ENCODERS
+    from stepkit.checkpoints._tags import NATIVE, PLAIN
+
+    assert set(_ENCODERS) | PLAIN | {int, float, list, dict} == NATIVE
