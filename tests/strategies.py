@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
-from stepkit.checkpoints._encode import MAX_INT_DIGITS
 from stepkit.checkpoints._registry import register_type
+from stepkit.checkpoints._tags import MAX_INT_DIGITS
 
 __all__ = ["Box", "Color", "Point", "context_values", "contexts", "json_values", "same"]
 

@@ -116,7 +116,7 @@ class TestRecover:
         record = store.get("r")
         with pytest.raises(RunConflictError, match="dead_owner='dead'"):
             resume(runner, pipeline, "r", store=store, recover=True)
-        with pytest.raises(RunConflictError, match="not by the dead_owner .someone-else. named"):
+        with pytest.raises(RunConflictError, match=r"not by the dead_owner .someone-else. named"):
             resume(runner, pipeline, "r", store=store, recover=True, dead_owner="someone-else")
         assert store.get("r") == record
         assert calls == []

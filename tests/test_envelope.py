@@ -290,6 +290,8 @@ def test_normalize_keys_accepts(secret: Any, expected: Any) -> None:
         (42, "got int"),
         ({NEW}, "got set"),
         (bytearray(NEW), "got bytearray"),
+        ("a-long-enough-key-\ud800", "not valid UTF-8"),
+        ([NEW, "a-long-enough-key-\udfff"], r"secret\[1\] is a str that is not valid UTF-8"),
     ],
 )
 def test_normalize_keys_rejects(secret: Any, fragment: str) -> None:

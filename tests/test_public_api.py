@@ -18,7 +18,6 @@ DOCUMENTED = {
     "Checkpoint",
     "decode_checkpoint",
     "register_type",
-    "TypeRegistry",
     "exponential_backoff",
     "open_store",
     "__version__",
@@ -40,11 +39,10 @@ DOCUMENTED = {
     "RunNotFoundError",
     "RunConflictError",
     "RunExpiredError",
-    "WorkflowError",
-    "InvalidInputError",
     "NonRetryableError",
-    "NestedStepError",
 }
+# defined in stepkit.errors for the workflows to come, exported once workflows exist
+WORKFLOW_ONLY = {"WorkflowError", "InvalidInputError", "NestedStepError"}
 
 
 def test_all_is_exactly_the_documented_names():
@@ -80,7 +78,16 @@ def test_error_tree():
     assert issubclass(stepkit.RunNotFoundError, KeyError)
     assert issubclass(stepkit.RunNotFoundError, stepkit.StoreError)
     assert issubclass(stepkit.StepTimeoutError, TimeoutError)
-    assert set(stepkit.errors.__all__) <= set(stepkit.__all__)
+    assert set(stepkit.errors.__all__) - WORKFLOW_ONLY <= set(stepkit.__all__)
+
+
+def test_only_what_works_is_exported():
+    """TypeRegistry and the workflow-only errors are not part of the public surface yet."""
+    for name in ["TypeRegistry", *WORKFLOW_ONLY]:
+        assert name not in stepkit.__all__
+        assert not hasattr(stepkit, name)
+    for name in WORKFLOW_ONLY:
+        assert issubclass(getattr(stepkit.errors, name), stepkit.StepkitError)
 
 
 def test_stores_surface():

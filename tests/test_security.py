@@ -132,6 +132,11 @@ class TestSigning:
         with pytest.raises(PipelineDefinitionError, match="minimum 16"):
             flow("short")
 
+    def test_a_str_secret_that_is_not_utf8_is_a_definition_error(self):
+        """A str secret holding a lone surrogate is refused at build time, not a UnicodeError."""
+        with pytest.raises(PipelineDefinitionError, match="not valid UTF-8"):
+            flow("a-long-enough-secret-\ud800")
+
 
 class _SyncRunner:
     def run(self, pipeline, input=None, **kw):
@@ -171,6 +176,12 @@ class TestCompression:
         assert len(big) < 2000
         assert not decode_checkpoint(small).compressed
         assert json.loads(base64.urlsafe_b64decode(small + "=" * (-len(small) % 4)))
+
+    def test_a_1kb_context_is_not_compressed_by_default(self):
+        """Below the default threshold (2,048 bytes) a checkpoint stays plain base64 JSON."""
+        cp = Pipeline("one").step("a", lambda ctx: None).run({"text": "x" * 1000}).checkpoint
+        assert not decode_checkpoint(cp).compressed
+        assert json.loads(base64.urlsafe_b64decode(cp + "=" * (-len(cp) % 4)))
 
     def test_threshold_is_configurable(self):
         """compress_threshold=None never compresses."""

@@ -18,8 +18,6 @@ from stepkit.errors import (
     EventLoopError,
     InvalidArgumentError,
     InvalidCheckpointError,
-    InvalidInputError,
-    NestedStepError,
     NonRetryableError,
     PipelineAbortedError,
     PipelineDefinitionError,
@@ -30,13 +28,12 @@ from stepkit.errors import (
     StepkitError,
     StepTimeoutError,
     StoreError,
-    WorkflowError,
 )
 from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
 
 if typing.TYPE_CHECKING:
     from stepkit.checkpoints._document import decode_checkpoint
-    from stepkit.checkpoints._registry import TypeRegistry, register_type
+    from stepkit.checkpoints._registry import register_type
     from stepkit.pipeline._backoff import exponential_backoff
     from stepkit.stores import open_store
 
@@ -46,7 +43,6 @@ __version__ = "0.1.0"
 # stores (sqlite3, asyncio) and the CLI are not needed to build a pipeline.
 _LAZY = {
     "decode_checkpoint": "stepkit.checkpoints._document",
-    "TypeRegistry": "stepkit.checkpoints._registry",
     "register_type": "stepkit.checkpoints._registry",
     "exponential_backoff": "stepkit.pipeline._backoff",
     "open_store": "stepkit.stores",
@@ -78,8 +74,6 @@ __all__ = [
     "EventLoopError",
     "InvalidArgumentError",
     "InvalidCheckpointError",
-    "InvalidInputError",
-    "NestedStepError",
     "NonRetryableError",
     "Pipeline",
     "PipelineAbortedError",
@@ -95,8 +89,6 @@ __all__ = [
     "StepTimeoutError",
     "StepkitError",
     "StoreError",
-    "TypeRegistry",
-    "WorkflowError",
     "__version__",
     "decode_checkpoint",
     "exponential_backoff",

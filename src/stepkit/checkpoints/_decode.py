@@ -1,8 +1,10 @@
 """Decoding tagged-value JSON: untrusted input in, values or InvalidCheckpointError out.
 
-The inverse of :mod:`stepkit.checkpoints._encode`. It never imports, evaluates or unpickles
-anything, creates user types only through a :class:`TypeRegistry`, and bounds
-depth, integer size and time before parsing.
+The inverse of :mod:`stepkit.checkpoints._encode`, and no more: what the encoder
+never writes (lone surrogates, infinite floats, duplicate set members) is refused.
+It never imports, evaluates or unpickles anything, creates user types only through a
+:class:`TypeRegistry`, and checks the limits of :mod:`~stepkit.checkpoints._limits`
+(depth, size, number of values, integer digits, hash collisions) before or while parsing.
 """
 
 from __future__ import annotations
@@ -14,21 +16,23 @@ import math
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from decimal import Decimal
-from itertools import accumulate
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from stepkit.checkpoints._encode import (
-    _DECODE_DEPTH,
-    _INT_LIMIT,
-    _PLAIN,
-    _TAG,
-    _ZONE_KEY,
+from stepkit.checkpoints._limits import MAX_SAME_HASH, document_problem
+from stepkit.checkpoints._registry import DEFAULT_REGISTRY, TypeRegistry
+from stepkit.checkpoints._tags import (
+    INT_LIMIT,
+    MAX_DEPTH,
     MAX_INT_DIGITS,
+    PLAIN,
+    TAG,
+    is_zone_key,
+    short,
+    type_name,
 )
-from stepkit.checkpoints._registry import DEFAULT_REGISTRY, TypeRegistry, _short, _type_name
 from stepkit.errors import InvalidCheckpointError
 
 
@@ -45,8 +49,8 @@ def _list(x: Any) -> list[Any]:
 
 
 def _zone(key: Any) -> ZoneInfo:
-    if type(key) is not str or not _ZONE_KEY.fullmatch(key):
-        raise ValueError(f"'tz' is not a time zone key: {_short(key)}")
+    if not is_zone_key(key):
+        raise ValueError(f"'tz' is not the key of a time zone known here: {short(key)}")
     return ZoneInfo(key)
 
 
@@ -64,16 +68,17 @@ def _d_clock(parse: Callable[[str], Any]) -> Callable[[dict[str, Any], TypeRegis
             value = value.replace(tzinfo=dt.timezone(value.utcoffset(), _str(d["tzn"], "'tzn'")))
         fold = d.get("fold", 0)
         if type(fold) is not int or fold not in (0, 1):
-            raise ValueError(f"'fold' must be 0 or 1, got {_short(fold)}")
+            raise ValueError(f"'fold' must be 0 or 1, got {short(fold)}")
         return value.replace(fold=fold) if fold else value
 
     return decode
 
 
 def _d_float(d: dict[str, Any], reg: TypeRegistry) -> float:
-    if d["v"] not in ("nan", "inf", "-inf"):
+    v = d["v"]
+    if type(v) is not str or v not in ("nan", "inf", "-inf"):
         raise ValueError("'v' must be 'nan', 'inf' or '-inf'")
-    return float(d["v"])  # a fresh NaN each time, so sets of NaNs keep their size
+    return float(v)  # a fresh NaN each time, so sets of NaNs keep their size
 
 
 def _timedelta(v: Any) -> dt.timedelta:
@@ -82,10 +87,42 @@ def _timedelta(v: Any) -> dt.timedelta:
     return dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2])
 
 
+def check_hashes(members: list[Any]) -> None:
+    """Refuse members of which more than MAX_SAME_HASH share one hash value.
+
+    Python's int, float, Decimal and UUID hashes are the value modulo 2**61-1, so
+    crafted members could all collide and make building the set or dict quadratic.
+    The hashes are themselves ints below that modulus, whose own hashes are
+    themselves: counting them cannot be flooded.
+    """
+    if len(members) > MAX_SAME_HASH:
+        hashes = list(map(hash, members))  # TypeError for an unhashable member
+        if len(set(hashes)) < len(hashes):
+            same = Counter(hashes).most_common(1)[0][1]
+            if same > MAX_SAME_HASH:
+                raise ValueError(
+                    f"{same} members share one hash value, more than the limit of "
+                    f"{MAX_SAME_HASH} (values crafted to collide)"
+                )
+
+
+def _d_set(kind: Callable[[list[Hashable]], Any]) -> Callable[[dict[str, Any], TypeRegistry], Any]:
+    def decode(d: dict[str, Any], reg: TypeRegistry) -> Any:
+        members = _list(d["v"])
+        check_hashes(members)
+        out = kind(members)
+        if len(out) != len(members):
+            raise ValueError("duplicate members")
+        return out
+
+    return decode
+
+
 def _d_dict(d: dict[str, Any], reg: TypeRegistry) -> dict[Any, Any]:
     pairs = _list(d["v"])
     if any(type(p) is not list or len(p) != 2 for p in pairs):
         raise ValueError("'v' must be a list of [key, value] pairs")
+    check_hashes([p[0] for p in pairs])
     out = dict(pairs)
     if len(out) != len(pairs):
         raise ValueError("duplicate keys")
@@ -97,18 +134,18 @@ def _d_type(d: dict[str, Any], reg: TypeRegistry) -> Any:
     entry = reg._by_name.get(name)
     if entry is None:
         raise InvalidCheckpointError(
-            f"unknown registered type name {_short(name)}; register the type with "
+            f"unknown registered type name {short(name)}; register the type with "
             "stepkit.register_type before decoding"
         )
     try:
         return entry.decode(d["v"])
     except Exception as exc:
         raise InvalidCheckpointError(
-            f"decoding registered type {_short(name)} failed: {_short(exc, 200)}"
+            f"decoding registered type {short(name)} failed: {short(exc, 200)}"
         ) from exc
 
 
-_V = frozenset({_TAG, "v"})
+_V = frozenset({TAG, "v"})
 _CLOCK_KEYS = _V | {"tz", "off", "tzn", "fold"}
 _DECODERS: dict[str, tuple[frozenset[str], Callable[[dict[str, Any], TypeRegistry], Any]]] = {
     "float": (_V, _d_float),
@@ -121,8 +158,8 @@ _DECODERS: dict[str, tuple[frozenset[str], Callable[[dict[str, Any], TypeRegistr
     "bytes": (_V, lambda d, r: base64.b64decode(_str(d["v"]), validate=True)),
     "bytearray": (_V, lambda d, r: bytearray(base64.b64decode(_str(d["v"]), validate=True))),
     "tuple": (_V, lambda d, r: tuple(_list(d["v"]))),
-    "set": (_V, lambda d, r: set(_list(d["v"]))),
-    "frozenset": (_V, lambda d, r: frozenset(_list(d["v"]))),
+    "set": (_V, _d_set(set)),
+    "frozenset": (_V, _d_set(frozenset)),
     "dict": (_V, _d_dict),
     "type": (_V | {"n"}, _d_type),
 }
@@ -130,14 +167,14 @@ _DECODERS: dict[str, tuple[frozenset[str], Callable[[dict[str, Any], TypeRegistr
 
 def _decode_tag(d: dict[str, Any], reg: TypeRegistry) -> Any:
     """Decode a dict holding ``'$t'`` whose payload is already decoded."""
-    tag = d[_TAG]
+    tag = d[TAG]
     spec = _DECODERS.get(tag) if type(tag) is str else None
     if spec is None:
-        raise InvalidCheckpointError(f"unknown tag {_short(tag)} (a dict with a '$t' key)")
+        raise InvalidCheckpointError(f"unknown tag {short(tag)} (a dict with a '$t' key)")
     keys, decode = spec
     if "v" not in d or not keys.issuperset(d) or (tag == "type" and "n" not in d):
         raise InvalidCheckpointError(
-            f"malformed {tag!r} tagged value: keys must be {sorted(keys)}, got {_short(list(d))}"
+            f"malformed {tag!r} tagged value: keys must be {sorted(keys)}, got {short(list(d))}"
         )
     try:
         return decode(d, reg)
@@ -149,56 +186,53 @@ def _decode_tag(d: dict[str, Any], reg: TypeRegistry) -> Any:
 
 def _dec(x: Any, depth: int, reg: TypeRegistry) -> Any:
     t = type(x)
-    if t in _PLAIN or (t is int and -_INT_LIMIT < x < _INT_LIMIT):
+    if t is str:
+        if _SURROGATE.search(x):
+            raise InvalidCheckpointError("a string holds a lone surrogate, which is not UTF-8")
+        return x
+    if t in PLAIN or (t is int and -INT_LIMIT < x < INT_LIMIT):
         return x
     if t is float and math.isfinite(x):
         return x
     if t is int or t is float:
-        raise InvalidCheckpointError(f"int too large or float not finite: {_short(x)}")
-    if depth >= _DECODE_DEPTH:
-        raise InvalidCheckpointError(f"value nested deeper than {_DECODE_DEPTH} levels")
+        raise InvalidCheckpointError(f"int too large or float not finite: {short(x)}")
+    if depth >= MAX_DEPTH:
+        raise InvalidCheckpointError(f"value nested deeper than {MAX_DEPTH} levels")
     if t is list:
         return [_dec(i, depth + 1, reg) for i in x]
     if t is dict:
         if any(type(k) is not str for k in x):
             raise InvalidCheckpointError("JSON object keys must be strings")
-        out = {k: _dec(i, depth + 1, reg) for k, i in x.items()}
-        return _decode_tag(out, reg) if _TAG in out else out
-    raise InvalidCheckpointError(f"not JSON data: {_type_name(t)}")
+        out = {_dec(k, depth, reg): _dec(i, depth + 1, reg) for k, i in x.items()}
+        return _decode_tag(out, reg) if TAG in out else out
+    raise InvalidCheckpointError(f"not JSON data: {type_name(t)}")
 
 
 def from_json(data: Any, *, registry: TypeRegistry | None = None) -> Any:
-    """Decode already-parsed JSON data produced by :func:`to_json`."""
+    """Decode one value from already-parsed JSON data produced by :func:`to_json`."""
     return _dec(data, 0, DEFAULT_REGISTRY if registry is None else registry)
 
 
-_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'"[]{}')
-_QUOTED = re.compile(rb'"[^"]*(?:"|\Z)')  # no escaped quotes left: linear, never fails
-_DELTA = [0] * 256
-_DELTA[ord("[")] = _DELTA[ord("{")] = 1
-_DELTA[ord("]")] = _DELTA[ord("}")] = -1
-
-
-def _too_deep(data: bytes) -> bool:
-    """Whether JSON ``data`` nests deeper than the decoding limit (exact for valid JSON).
-
-    All in C: drop escapes and everything but quotes and brackets, drop quoted text,
-    then stop at the first running depth past the limit.
-    """
-    if data.count(b"[") + data.count(b"{") <= _DECODE_DEPTH:
-        return False
-    data = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
-    data = data.replace(b'""', b"")  # keeps the parity of quotes before every bracket
-    if b'"' in data:
-        data = _QUOTED.sub(b"", data)
-    depths = accumulate(map(_DELTA.__getitem__, data))
-    return next(filter(_DECODE_DEPTH.__lt__, depths), None) is not None
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# JSON escapes of a lone surrogate (escaped backslashes are removed before searching)
+_LONE_ESCAPE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 def _parse_int(s: str) -> int:
     if len(s) > MAX_INT_DIGITS and len(s.lstrip("-")) > MAX_INT_DIGITS:
         raise InvalidCheckpointError(f"integer with more than {MAX_INT_DIGITS} digits")
     return int(s)
+
+
+def _parse_finite(s: str) -> float:
+    """A JSON number with a fraction or exponent; ``1e999`` would be infinity."""
+    value = float(s)
+    if not math.isfinite(value):
+        raise InvalidCheckpointError(f"number {short(s)} is too large for a float")
+    return value
 
 
 def _reject_constant(s: str) -> Any:
@@ -210,27 +244,33 @@ def loads(text: str | bytes, *, registry: TypeRegistry | None = None) -> Any:
     :class:`InvalidCheckpointError`."""
     if isinstance(text, (bytes, bytearray)):
         data = bytes(text)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidCheckpointError(f"not valid UTF-8: {exc}") from None
     elif isinstance(text, str):
         data = text.encode("utf-8", "surrogatepass")
     else:
         raise InvalidCheckpointError(f"expected JSON text, got {type(text).__name__}")
-    if _too_deep(data):
-        raise InvalidCheckpointError(f"JSON nested deeper than {_DECODE_DEPTH} levels")
+    problem = document_problem(data)
+    if problem is not None:
+        raise InvalidCheckpointError(f"the document holds {problem}")
+    if b"\\u" in data and _LONE_ESCAPE.search(data.replace(b"\\\\", b"")):
+        raise InvalidCheckpointError("a string holds a lone surrogate, which is not UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidCheckpointError(f"not valid UTF-8: {exc}") from None
     reg = DEFAULT_REGISTRY if registry is None else registry
 
     def hook(pairs: list[tuple[str, Any]]) -> Any:
         d = dict(pairs)
         if len(d) != len(pairs):
             dup = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
-            raise InvalidCheckpointError(f"duplicate JSON object key {_short(dup)}")
-        return _decode_tag(d, reg) if _TAG in d else d
+            raise InvalidCheckpointError(f"duplicate JSON object key {short(dup)}")
+        return _decode_tag(d, reg) if TAG in d else d
 
     decoder = json.JSONDecoder(
-        object_pairs_hook=hook, parse_int=_parse_int, parse_constant=_reject_constant
+        object_pairs_hook=hook,
+        parse_int=_parse_int,
+        parse_float=_parse_finite,
+        parse_constant=_reject_constant,
     )
     try:
         return decoder.decode(text)

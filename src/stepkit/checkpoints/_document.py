@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,7 +22,16 @@ from stepkit.checkpoints._envelope import (
     open_envelope,
     seal,
 )
+from stepkit.checkpoints._limits import (
+    MAX_CONTAINERS,
+    MAX_DOCUMENT,
+    MAX_SIZE,
+    MAX_VALUES,
+    document_problem,
+    value_count,
+)
 from stepkit.checkpoints._registry import TypeRegistry
+from stepkit.checkpoints._tags import short
 from stepkit.errors import CheckpointEncodeError, InvalidCheckpointError
 from stepkit.events import Checkpoint
 
@@ -32,7 +41,7 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True, slots=True)
 class Meta:
-    """What every checkpoint of one run shares."""
+    """What every checkpoint of one run shares; its JSON header is serialised once."""
 
     pipeline: str
     version: str | None
@@ -43,38 +52,119 @@ class Meta:
     compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD
     registry: TypeRegistry | None = None
     clock: Clock = time.time
+    # the document up to the value of "created_at": '{"format":1,...,"created_at":"'
+    prefix: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        head = {
+            "format": FORMAT,
+            "pipeline": self.pipeline,
+            "version": self.version,
+            "fingerprint": self.fingerprint,
+            "run_id": self.run_id,
+        }
+        object.__setattr__(self, "prefix", dumps(head)[:-1] + ',"created_at":"')
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+_MAX_TS = 253402300800  # 10000-01-01: the end of what datetime can show
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    """``datetime.fromtimestamp(ts, timezone.utc).isoformat()``, without the datetime."""
+    global _second
+    if not 0 <= ts < _MAX_TS - 1:
+        return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    whole = int(ts)
+    micro = round((ts - whole) * 1e6)  # half to even, as datetime rounds
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    cached = _second
+    if cached[0] == whole:
+        text = cached[1]
+    else:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
 
 
 def encode_checkpoint(
     meta: Meta, position: Any, step_name: str | None, context: Mapping[str, Any]
 ) -> str:
-    """Encode one state as a checkpoint string (may raise CheckpointEncodeError)."""
+    """Encode one state as a checkpoint string (may raise CheckpointEncodeError).
+
+    What it returns always decodes: a checkpoint over a decoding limit is refused
+    here, naming the context key that makes it so.
+    """
     now = meta.clock()
-    doc = {
-        "format": FORMAT,
-        "pipeline": meta.pipeline,
-        "version": meta.version,
-        "fingerprint": meta.fingerprint,
-        "run_id": meta.run_id,
-        "created_at": _iso(now),
-        "expires_at": None if meta.ttl is None else _iso(now + meta.ttl),
+    encoded = encode_context(context, registry=meta.registry)
+    tail = {
         "step": step_name,
         "position": to_json(position, path="position", registry=meta.registry),
-        "context": encode_context(context, registry=meta.registry),
+        "context": encoded,
     }
+    expires = "null" if meta.ttl is None else f'"{_iso(now + meta.ttl)}"'
+    text = f'{meta.prefix}{_iso(now)}","expires_at":{expires},{dumps(tail)[1:]}'
     try:
-        document = dumps(doc).encode("utf-8")
+        document = text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise CheckpointEncodeError(
-            "the context contains a str with a lone surrogate, which is not valid "
-            "UTF-8; clean the text (for example with .encode('utf-8', 'replace'))",
-            type_name="str",
+        raise _refuse(
+            encoded,
+            "holds a str with a lone surrogate, which is not valid UTF-8; clean the text "
+            "(for example text.encode('utf-8', 'replace').decode())",
+            _surrogates,
         ) from exc
-    return seal(document, keys=meta.keys, compress_threshold=meta.compress_threshold)
+    if len(document) > MAX_DOCUMENT:
+        raise _refuse(
+            encoded,
+            f"makes the checkpoint {len(document):,} bytes of JSON, more than the limit of "
+            f"{MAX_DOCUMENT:,}; keep large data outside the context and store a reference",
+            _size,
+        )
+    # smaller documents cannot hold MAX_CONTAINERS arrays and objects (2 bytes each)
+    if len(document) >= 2 * min(MAX_CONTAINERS, MAX_VALUES):
+        problem = document_problem(document)
+        if problem is not None:
+            raise _refuse(
+                encoded,
+                f"makes the checkpoint hold {problem}; keep large data outside the context",
+                _values,
+            )
+    checkpoint = seal(document, keys=meta.keys, compress_threshold=meta.compress_threshold)
+    if len(checkpoint) > MAX_SIZE:
+        raise _refuse(
+            encoded,
+            f"makes the checkpoint {len(checkpoint):,} characters long, more than the limit "
+            f"of {MAX_SIZE:,}; keep large data outside the context and store a reference",
+            _size,
+        )
+    return checkpoint
+
+
+def _surrogates(value: Any) -> int:
+    try:
+        dumps(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return 1
+    return 0
+
+
+def _size(value: Any) -> int:
+    return len(dumps(value).encode("utf-8", "surrogatepass"))
+
+
+def _values(value: Any) -> int:
+    return value_count(dumps(value).encode("utf-8", "surrogatepass"))
+
+
+def _refuse(
+    encoded: dict[str, Any], reason: str, measure: Callable[[Any], int]
+) -> CheckpointEncodeError:
+    """The error for a checkpoint over a limit, naming the context key that weighs most."""
+    weights = {key: measure(value) for key, value in encoded.items()}
+    key = max(weights, key=weights.__getitem__, default=None)
+    path = "checkpoint" if key is None or not weights[key] else f"context[{short(key)}]"
+    return CheckpointEncodeError(f"{path}: {reason}", path=path)
 
 
 def decode_checkpoint(
@@ -98,19 +188,19 @@ def decode_with_keys(
 ) -> Checkpoint:
     opened = open_envelope(checkpoint, keys=keys)
     doc = loads(opened.document, registry=registry)
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise InvalidCheckpointError("a checkpoint document is a JSON object")
     fmt = doc.get("format")
-    if fmt != FORMAT:
+    if type(fmt) is not int or fmt != FORMAT:
         raise InvalidCheckpointError(
             f"unknown checkpoint format {fmt!r}; this version of stepkit reads format {FORMAT}"
         )
     context = doc.get("context")
-    if not isinstance(context, dict) or not all(isinstance(k, str) for k in context):
+    if type(context) is not dict or not all(type(k) is str for k in context):
         raise InvalidCheckpointError("the checkpoint's context is not an object")
     if "position" not in doc:
         raise InvalidCheckpointError("the checkpoint has no resume position")
-    if not doc.get("run_id"):
+    if not _field(doc, "run_id", str):
         raise InvalidCheckpointError("the checkpoint's 'run_id' field is missing or empty")
     return Checkpoint(
         pipeline=_field(doc, "pipeline", str),
@@ -133,7 +223,7 @@ def _field(doc: dict[str, Any], name: str, kind: type, optional: bool = False) -
     value = doc.get(name)
     if value is None and optional:
         return None
-    if not isinstance(value, kind):
+    if type(value) is not kind:
         raise InvalidCheckpointError(
             f"the checkpoint's {name!r} field is missing or not a {kind.__name__}"
         )

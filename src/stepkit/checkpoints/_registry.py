@@ -12,22 +12,10 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar, overload
 
+from stepkit.checkpoints._tags import is_native, short
 from stepkit.errors import InvalidArgumentError
 
 _C = TypeVar("_C", bound=type)
-
-
-def _short(x: object, limit: int = 80) -> str:
-    """``repr(x)`` cut to ``limit`` characters; never raises."""
-    try:
-        r = repr(x)
-    except Exception:
-        r = f"<{type(x).__name__} object>"
-    return r if len(r) <= limit else r[: limit - 3] + "..."
-
-
-def _type_name(t: type) -> str:
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
 class _Entry(NamedTuple):
@@ -54,11 +42,7 @@ class TypeRegistry:
     ) -> None:
         """Register ``cls`` under ``name`` (default ``module.QualName``, only a lookup key)."""
         if not isinstance(cls, type):
-            raise InvalidArgumentError(f"register_type() expects a class, got {_short(cls)}")
-        from stepkit.checkpoints._encode import (
-            is_native,  # the codec knows which types are built in
-        )
-
+            raise InvalidArgumentError(f"register_type() expects a class, got {short(cls)}")
         if is_native(cls):
             raise InvalidArgumentError(
                 f"{cls.__qualname__} is supported natively; do not register it"

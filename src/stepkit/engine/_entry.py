@@ -35,7 +35,7 @@ from stepkit.checkpoints._document import Meta, decode_with_keys, encode_checkpo
 from stepkit.checkpoints._encode import encode_context, to_json
 from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
 from stepkit.checkpoints._migrations import migrate_context, rename_position, rename_step
-from stepkit.checkpoints._registry import _short
+from stepkit.checkpoints._tags import short as _short
 from stepkit.engine._drivers import SyncLoop, adrive, drive
 from stepkit.engine._level import run_level
 from stepkit.engine._position import check_position
