@@ -8,14 +8,10 @@ so a base pipeline can be shared across threads and requests and extended.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stepkit.checkpoints._envelope import normalize_keys
-from stepkit.checkpoints._migrations import check_migration_options
 from stepkit.errors import InvalidArgumentError, PipelineDefinitionError
 from stepkit.pipeline._options import (
     UNSET,
@@ -440,6 +436,9 @@ class PipelineBuilder:
     def fingerprint(self) -> str:
         """A hash of the structure (names, kinds, nesting, cases), not the code."""
         if self._fingerprint is None:
+            import hashlib  # here, not at import: most pipelines never need their fingerprint
+            import json
+
             text = json.dumps(shape(self), separators=(",", ":"))
             fp = hashlib.sha256(text.encode()).hexdigest()[:16]
             object.__setattr__(self, "_fingerprint", fp)
@@ -550,7 +549,10 @@ def _checked_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         raise PipelineDefinitionError(
             f"compress_threshold= must be a size in bytes (int >= 0) or None, got {threshold!r}"
         )
-    check_migration_options(opts, name)
+    if "migrations" in opts or "renamed" in opts:
+        from stepkit.checkpoints._migrations import check_migration_options
+
+        check_migration_options(opts, name)
     if opts.get("secret") is not None:
         if name == DEFAULT_NAME:
             raise PipelineDefinitionError(
@@ -558,6 +560,9 @@ def _checked_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
                 f"Unnamed pipelines are all called {DEFAULT_NAME!r}, so one would accept "
                 "checkpoints signed for another that shares the key"
             )
+        # loaded here, not at import: signing is not needed to build most pipelines
+        from stepkit.checkpoints._envelope import normalize_keys
+
         try:  # normalised once: a tuple of keys, newest first
             opts["secret"] = normalize_keys(opts["secret"])
         except InvalidArgumentError as exc:
