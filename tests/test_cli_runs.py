@@ -107,14 +107,14 @@ def test_show(workspace):
 
 
 def test_history(workspace):
-    """history lists versions with parents, changed and removed keys."""
+    """history lists versions with parents, kinds, steps, changed and removed keys."""
     _code, out = run("runs", "--store", workspace, "history", "done-1")
     rows = [line.split() for line in out.splitlines()[1:]]
-    assert [r[:5] for r in rows] == [
-        ["1", "-", "(start)", "-", "-"],
-        ["2", "1", "a", "a", "-"],
-        ["3", "2", "b", "b", "-"],
-        ["4", "3", "t", "a,", "b"],
+    assert [r[:6] for r in rows] == [
+        ["1", "-", "start", "-", "-", "-"],
+        ["2", "1", "step", "a", "a", "-"],
+        ["3", "2", "step", "b", "b", "-"],
+        ["4", "3", "step", "t", "a,", "b"],
     ]
     assert "x" in out.splitlines()[-1]
 
@@ -135,6 +135,9 @@ def test_resume(workspace):
     assert (code, out) == (0, "run paused-1: completed\nsteps run: b, t\n")
     code, out = run("runs", "--store", workspace, "show", "paused-1")
     assert "  b: 7" in out
+    code, out = run("runs", "--store", workspace, "history", "paused-1")
+    override = [line.split() for line in out.splitlines() if " override " in line]
+    assert [row[2:5] for row in override] == [["override", "a", "extra"]]
 
 
 def test_resume_of_a_completed_run_says_nothing_ran(workspace):
@@ -268,3 +271,41 @@ def assert_clean(text: str) -> None:
     bad = {c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F}
     bad |= {c for c in text if 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069}
     assert not bad, sorted(map(hex, map(ord, bad)))
+
+
+def _crash(workspace: str) -> str:
+    """Leave run paused-1 'running' under a live lease of a process that died: its owner."""
+    path = workspace.removeprefix("sqlite:///")
+    with SQLiteStore(path) as store:
+        store.claim("paused-1", owner="dead-proc", lease=3600)
+    return "dead-proc"
+
+
+def test_show_names_the_owner_of_a_running_run(workspace):
+    """show prints the owner token that --dead-owner takes."""
+    owner = _crash(workspace)
+    code, out = run("runs", "--store", workspace, "show", "paused-1")
+    assert code == 0
+    assert f"owner:       {owner}" in out
+
+
+def test_recover_refuses_a_live_lease_and_dead_owner_takes_over(workspace, capsys):
+    """--recover alone cannot take a live lease (exit 1); --dead-owner OWNER can."""
+    owner = _crash(workspace)
+    argv = ["runs", "--store", workspace, "resume", "paused-1", "--pipeline", "flows_cli:demo"]
+    code, out = run(*argv, "--recover")
+    assert (code, out) == (1, "")
+    assert "RunConflictError" in capsys.readouterr().err
+    code, out = run(*argv, "--dead-owner", owner)
+    assert (code, out) == (0, "run paused-1: completed\nsteps run: b, t\n")
+
+
+def test_expect_version_guards_a_stale_resume(workspace, capsys):
+    """--expect-version N resumes only a run still at version N; otherwise exit 1, nothing runs."""
+    argv = ["runs", "--store", workspace, "resume", "paused-1", "--pipeline", "flows_cli:demo"]
+    code, _ = run(*argv, "--expect-version", "1")
+    assert code == 1
+    assert "RunConflictError" in capsys.readouterr().err
+    assert "status:      paused" in run("runs", "--store", workspace, "show", "paused-1")[1]
+    code, out = run(*argv, "--expect-version", "2")
+    assert (code, out) == (0, "run paused-1: completed\nsteps run: b, t\n")

@@ -89,6 +89,7 @@ def _show(store: Any, args: argparse.Namespace, out: TextIO) -> None:
         ("created", when(r.created_at)),
         ("updated", when(r.updated_at)),
         ("expires", when(r.expires_at) if r.expires_at else "never"),
+        ("owner", r.owner or "-"),
         ("lease until", when(r.lease_until)),
     ]
     for key, value in fields:
@@ -100,7 +101,7 @@ def _show(store: Any, args: argparse.Namespace, out: TextIO) -> None:
 
 def _history(store: Any, args: argparse.Namespace, out: TextIO) -> None:
     rows: list[tuple[str, ...]] = [
-        ("VERSION", "PARENT", "STEP", "CHANGED", "REMOVED", "SNAPSHOT", "CREATED (UTC)")
+        ("VERSION", "PARENT", "KIND", "STEP", "CHANGED", "REMOVED", "SNAPSHOT", "CREATED (UTC)")
     ]
     for v in store.history(args.run_id):
         changed = ", ".join(json.loads(v.changes)) or "-"
@@ -108,7 +109,8 @@ def _history(store: Any, args: argparse.Namespace, out: TextIO) -> None:
             (
                 str(v.version),
                 "-" if v.parent is None else str(v.parent),
-                v.step_name or "(start)",
+                v.kind,
+                v.step_name or "-",
                 changed,
                 ", ".join(v.removed) or "-",
                 "yes" if v.snapshot is not None else "",
@@ -136,7 +138,12 @@ def _override(text: str | None) -> dict[str, Any] | None:
 def _resume(store: Any, args: argparse.Namespace, out: TextIO) -> None:
     pipeline = load_target(args.pipeline_target, needs="resume")
     result = pipeline.resume(
-        args.run_id, store=store, recover=args.recover, override_data=args.override_data
+        args.run_id,
+        store=store,
+        recover=args.recover or args.dead_owner is not None,
+        dead_owner=args.dead_owner,
+        expect_version=args.expect_version,
+        override_data=args.override_data,
     )
     stopped = result.status == "stopped"
     status = f"paused after {result.stopped_at}" if stopped else result.status
@@ -205,7 +212,20 @@ def add_parser(sub: Any) -> None:
         help="the pipeline, e.g. app.flows:reply (the current folder is on the import path)",
     )
     res.add_argument(
-        "--recover", action="store_true", help="take over a run left running by a dead process"
+        "--recover",
+        action="store_true",
+        help="take over a run left running whose lease has expired (its process died)",
+    )
+    res.add_argument(
+        "--dead-owner",
+        metavar="OWNER",
+        help="take over a running run now: its owner (see 'runs show') is known to be dead",
+    )
+    res.add_argument(
+        "--expect-version",
+        type=int,
+        metavar="N",
+        help="resume only if the run still stands at version N (else exit 1, nothing runs)",
     )
     res.add_argument("--override", metavar="JSON", help="data for the run, e.g. '{\"ok\": true}'")
     res.set_defaults(action_fn=_resume)
