@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stepkit.errors import InvalidArgumentError
 from stepkit.pipeline._builder import PipelineBuilder
-from stepkit.pipeline._options import Hook, given
+from stepkit.pipeline._options import Hook
 
 if TYPE_CHECKING:
+    from stepkit.durable._options import DurableOptions
+    from stepkit.engine._options import RunOptions
     from stepkit.events import RunResult
     from stepkit.stores import Store
 
@@ -56,12 +59,13 @@ class Pipeline(PipelineBuilder):
         ttl: float | None = None,
         lease: float | None = None,
     ) -> RunResult:
-        """Run synchronously from the first step; see docs/pipelines.md.
+        """Run from the first step and return the final context; see docs/pipelines.md.
 
         With ``store=`` the run is durable: persisted after every step and
         resumable by ``run_id`` (``ttl=``, ``lease=``: docs/durable-runs.md).
         """
-        options = given(
+        run = _run_options(
+            run_id=run_id,
             on_step_complete=on_step_complete,
             on_step_start=on_step_start,
             on_error=on_error,
@@ -70,12 +74,16 @@ class Pipeline(PipelineBuilder):
             sleep=sleep,
             clock=clock,
             log=log,
-            run_id=run_id,
-            store=store,
-            ttl=ttl,
-            lease=lease,
         )
-        return _start(self, input, options)
+        if store is None:
+            _no_store(ttl=ttl, lease=lease)
+            from stepkit.engine._entry import run as run_plain
+
+            return run_plain(self, input, run)
+        from stepkit.durable._entry import run_durable
+
+        durable = _durable_options("run()", store=store, ttl=ttl, lease=lease)
+        return run_durable(self, input, run, durable)
 
     def run_checkpoint(
         self,
@@ -94,7 +102,9 @@ class Pipeline(PipelineBuilder):
         strict: bool = False,
     ) -> RunResult:
         """Resume after the step recorded in ``checkpoint``, with ``override_data`` merged in."""
-        options = given(
+        run = _run_options(
+            run_id=run_id,
+            strict=strict,
             on_step_complete=on_step_complete,
             on_step_start=on_step_start,
             on_error=on_error,
@@ -103,10 +113,10 @@ class Pipeline(PipelineBuilder):
             sleep=sleep,
             clock=clock,
             log=log,
-            run_id=run_id,
-            strict=strict or None,
         )
-        return _from_checkpoint(self, checkpoint, override_data, options)
+        from stepkit.engine._entry import run_checkpoint as from_checkpoint
+
+        return from_checkpoint(self, checkpoint, override_data, run)
 
     def resume(
         self,
@@ -137,7 +147,8 @@ class Pipeline(PipelineBuilder):
         See docs/durable-runs.md for ``recover``, ``dead_owner``, ``expect_version``,
         ``version`` (time travel) and ``fork``.
         """
-        options = given(
+        run = _run_options(
+            strict=strict,
             on_step_complete=on_step_complete,
             on_step_start=on_step_start,
             on_error=on_error,
@@ -146,18 +157,22 @@ class Pipeline(PipelineBuilder):
             sleep=sleep,
             clock=clock,
             log=log,
+        )
+        durable = _durable_options(
+            "resume()",
             store=store,
+            ttl=ttl,
+            lease=lease,
             override_data=override_data,
-            recover=recover or None,
+            recover=recover,
             dead_owner=dead_owner,
             expect_version=expect_version,
             version=version,
-            fork=fork or None,
-            strict=strict or None,
-            ttl=ttl,
-            lease=lease,
+            fork=fork,
         )
-        return _resume(self, run_id, options)
+        from stepkit.durable._entry import resume as resume_stored
+
+        return resume_stored(self, run_id, run, durable)
 
     async def arun(
         self,
@@ -177,7 +192,8 @@ class Pipeline(PipelineBuilder):
         lease: float | None = None,
     ) -> RunResult:
         """Async twin of :meth:`run`: steps and handlers may be sync or async."""
-        options = given(
+        run = _run_options(
+            run_id=run_id,
             on_step_complete=on_step_complete,
             on_step_start=on_step_start,
             on_error=on_error,
@@ -186,12 +202,16 @@ class Pipeline(PipelineBuilder):
             sleep=sleep,
             clock=clock,
             log=log,
-            run_id=run_id,
-            store=store,
-            ttl=ttl,
-            lease=lease,
         )
-        return await _astart(self, input, options)
+        if store is None:
+            _no_store(ttl=ttl, lease=lease)
+            from stepkit.engine._entry import arun as arun_plain
+
+            return await arun_plain(self, input, run)
+        from stepkit.durable._entry import arun_durable
+
+        durable = _durable_options("run()", store=store, ttl=ttl, lease=lease)
+        return await arun_durable(self, input, run, durable)
 
     async def arun_checkpoint(
         self,
@@ -210,7 +230,9 @@ class Pipeline(PipelineBuilder):
         strict: bool = False,
     ) -> RunResult:
         """Async twin of :meth:`run_checkpoint`."""
-        options = given(
+        run = _run_options(
+            run_id=run_id,
+            strict=strict,
             on_step_complete=on_step_complete,
             on_step_start=on_step_start,
             on_error=on_error,
@@ -219,10 +241,10 @@ class Pipeline(PipelineBuilder):
             sleep=sleep,
             clock=clock,
             log=log,
-            run_id=run_id,
-            strict=strict or None,
         )
-        return await _afrom_checkpoint(self, checkpoint, override_data, options)
+        from stepkit.engine._entry import arun_checkpoint as afrom_checkpoint
+
+        return await afrom_checkpoint(self, checkpoint, override_data, run)
 
     async def aresume(
         self,
@@ -248,7 +270,8 @@ class Pipeline(PipelineBuilder):
         lease: float | None = None,
     ) -> RunResult:
         """Async twin of :meth:`resume`."""
-        options = given(
+        run = _run_options(
+            strict=strict,
             on_step_complete=on_step_complete,
             on_step_start=on_step_start,
             on_error=on_error,
@@ -257,63 +280,42 @@ class Pipeline(PipelineBuilder):
             sleep=sleep,
             clock=clock,
             log=log,
+        )
+        durable = _durable_options(
+            "resume()",
             store=store,
+            ttl=ttl,
+            lease=lease,
             override_data=override_data,
-            recover=recover or None,
+            recover=recover,
             dead_owner=dead_owner,
             expect_version=expect_version,
             version=version,
-            fork=fork or None,
-            strict=strict or None,
-            ttl=ttl,
-            lease=lease,
+            fork=fork,
         )
-        return await _aresume(self, run_id, options)
+        from stepkit.durable._entry import aresume as aresume_stored
+
+        return await aresume_stored(self, run_id, run, durable)
 
 
-def _start(pipeline: Pipeline, input: Any, options: dict[str, Any]) -> RunResult:
-    if "store" in options:
-        from stepkit.durable._entry import run_durable
+def _run_options(**options: Any) -> RunOptions:
+    from stepkit.engine._options import run_options
 
-        return run_durable(pipeline, input, options)
-    from stepkit.engine._entry import run
-
-    return run(pipeline, input, options)
+    return run_options(**options)
 
 
-async def _astart(pipeline: Pipeline, input: Any, options: dict[str, Any]) -> RunResult:
-    if "store" in options:
-        from stepkit.durable._entry import arun_durable
+def _durable_options(call: str, **options: Any) -> DurableOptions:
+    from stepkit.durable._options import durable_options
 
-        return await arun_durable(pipeline, input, options)
-    from stepkit.engine._entry import arun
-
-    return await arun(pipeline, input, options)
+    return durable_options(call, **options)
 
 
-def _from_checkpoint(
-    pipeline: Pipeline, checkpoint: Any, override: Any, options: dict[str, Any]
-) -> RunResult:
-    from stepkit.engine._entry import run_checkpoint
-
-    return run_checkpoint(pipeline, checkpoint, override, options)
-
-
-async def _afrom_checkpoint(
-    pipeline: Pipeline, checkpoint: Any, override: Any, options: dict[str, Any]
-) -> RunResult:
-    from stepkit.engine._entry import arun_checkpoint
-
-    return await arun_checkpoint(pipeline, checkpoint, override, options)
-
-
-def _resume(pipeline: Pipeline, run_id: Any, options: dict[str, Any]) -> RunResult:
-    from stepkit.durable._entry import resume
-
-    return resume(pipeline, run_id, options)
-
-
-async def _aresume(pipeline: Pipeline, run_id: Any, options: dict[str, Any]) -> RunResult:
-    from stepkit.durable._entry import aresume
-
-    return await aresume(pipeline, run_id, options)
+def _no_store(*, ttl: float | None, lease: float | None) -> None:
+    """Options of durable runs only, given without ``store=``, say so."""
+    given = [name for name, value in (("ttl", ttl), ("lease", lease)) if value is not None]
+    if given:
+        names = " and ".join(f"{name}=" for name in given)
+        raise InvalidArgumentError(
+            f"run(): {names} need{'s' if len(given) == 1 else ''} a store: they apply to "
+            "durable runs only; pass store= as well, or drop them"
+        )

@@ -11,70 +11,32 @@ claim's lease while the run runs, and the final status when it ends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from stepkit.checkpoints._document import Meta, encode_checkpoint
 from stepkit.durable._claims import State, claim_and_load, existing_run, new_owner, release
-from stepkit.durable._hold import DEFAULT_LEASE, Hold
+from stepkit.durable._hold import Hold
+from stepkit.durable._options import DurableOptions
 from stepkit.durable._persister import Persister, meta_text, new_run
 from stepkit.durable._store_calls import StoreGen, adrive_store, drive_store
 from stepkit.engine._entry import (
-    RUN_OPTIONS,
     Prepared,
     Saved,
     apply_override,
-    check_options,
     check_override,
     drive_async,
     drive_sync,
     pipeline_keys,
     prepare_resume,
     prepare_start,
-    seconds_option,
 )
+from stepkit.engine._options import RunOptions
 from stepkit.errors import CheckpointEncodeError, InvalidArgumentError, RunConflictError
 from stepkit.events import RunResult
-from stepkit.stores import is_store
 
 if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
-
-DURABLE_OPTIONS = frozenset({"store", "ttl", "lease"})
-#: What ``resume``/``aresume`` accept besides the run id (``Pipeline`` signatures list these).
-RESUME_BY_ID_OPTIONS = (
-    (RUN_OPTIONS - {"run_id"})
-    | DURABLE_OPTIONS
-    | {
-        "override_data",
-        "recover",
-        "dead_owner",
-        "expect_version",
-        "version",
-        "fork",
-        "strict",
-    }
-)
-
-
-def _check_store(store: Any, call: str) -> Any:
-    if not is_store(store):
-        raise InvalidArgumentError(
-            f"{call}: store= must be a stepkit store (MemoryStore, FileStore, SQLiteStore, "
-            f"or stepkit.open_store(url)), got {type(store).__name__}"
-        )
-    return store
-
-
-def _plain(options: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k not in drop}
-
-
-def _lease(options: Mapping[str, Any]) -> float:
-    """The lease of our claims: ``lease=`` seconds, else :data:`DEFAULT_LEASE`."""
-    lease = seconds_option(options, "lease")
-    return DEFAULT_LEASE if lease is None else float(lease)
 
 
 def _stored_result(pipeline: Pipeline, state: State) -> RunResult:
@@ -97,17 +59,17 @@ def _stored_result(pipeline: Pipeline, state: State) -> RunResult:
 
 
 def _start_conversation(
-    pipeline: Pipeline, prepared: Prepared, store: Any, options: Mapping[str, Any]
+    pipeline: Pipeline, prepared: Prepared, options: DurableOptions, run_id_given: bool
 ) -> StoreGen:
     """Create the run in the store, held by us; or find it already completed (its result)."""
     run = prepared.run
     run_id = run.run_id
-    if "run_id" in options:
+    if run_id_given:
         state = yield from existing_run((yield ("get", (run_id,), {})), run_id, pipeline.name)
         if state is not None:
             return _stored_result(pipeline, state)
     try:
-        return (yield from _create(pipeline, prepared, store, options, new_owner()))
+        return (yield from _create(pipeline, prepared, options, new_owner()))
     except RunConflictError:  # created meanwhile by someone else
         state = yield from existing_run((yield ("get", (run_id,), {})), run_id, pipeline.name)
         if state is None:
@@ -118,22 +80,21 @@ def _start_conversation(
 def _create(
     pipeline: Pipeline,
     prepared: Prepared,
-    store: Any,
-    options: Mapping[str, Any],
+    options: DurableOptions,
     owner: str,
     *,
     position: Any = None,
     step_name: str | None = None,
 ) -> StoreGen:
     """Create the run (held by ``owner``) with a snapshot of its context; its :class:`Hold`."""
-    lease = _lease(options)
+    store, lease = options.store, options.lease
     try:
         record, first = new_run(
             prepared.run.run_id,
             pipeline.name,
             owner=owner,
             now=store.now(),  # records carry the store's time, as its claims and purges do
-            ttl=seconds_option(options, "ttl"),
+            ttl=options.ttl,
             lease=lease,
             meta=meta_text(pipeline.fingerprint, pipeline.version),
             context=prepared.run.ctx,
@@ -201,49 +162,28 @@ async def _adrive(prepared: Prepared, hold: Hold) -> RunResult:
     return await drive_async(prepared, on_finish)
 
 
-def _start_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> Prepared:
-    _check_store(options["store"], "run()")
-    _lease(options)  # checked before anything is stored
-    return prepare_start(pipeline, input, _plain(options, DURABLE_OPTIONS))
-
-
-def run_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
-    prepared = _start_durable(pipeline, input, options)
-    store = options["store"]
-    out = drive_store(_start_conversation(pipeline, prepared, store, options), store)
+def run_durable(
+    pipeline: Pipeline, input: Any, run: RunOptions, options: DurableOptions
+) -> RunResult:
+    """``run(..., store=)``: start a run held by us (or return it, if it completed)."""
+    prepared = prepare_start(pipeline, input, run)
+    start = _start_conversation(pipeline, prepared, options, run.run_id is not None)
+    out = drive_store(start, options.store)
     return out if isinstance(out, RunResult) else _drive(prepared, out)
 
 
-async def arun_durable(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
-    prepared = _start_durable(pipeline, input, options)
-    store = options["store"]
-    out = await adrive_store(_start_conversation(pipeline, prepared, store, options), store)
+async def arun_durable(
+    pipeline: Pipeline, input: Any, run: RunOptions, options: DurableOptions
+) -> RunResult:
+    """Async twin of :func:`run_durable`."""
+    prepared = prepare_start(pipeline, input, run)
+    start = _start_conversation(pipeline, prepared, options, run.run_id is not None)
+    out = await adrive_store(start, options.store)
     return out if isinstance(out, RunResult) else await _adrive(prepared, out)
 
 
-def _resume_checks(options: Mapping[str, Any]) -> tuple[str | None, int | None]:
-    """``dead_owner=`` and ``expect_version=``, checked."""
-    dead_owner = options.get("dead_owner")
-    if dead_owner is not None:
-        if not isinstance(dead_owner, str) or not dead_owner:
-            raise InvalidArgumentError(
-                f"dead_owner= must be the owner token of a run (store.get(run_id).owner), "
-                f"got {dead_owner!r}"
-            )
-        if not options.get("recover"):
-            raise InvalidArgumentError(
-                "dead_owner= takes over a run whose process is gone: pass recover=True with it"
-            )
-    expect = options.get("expect_version")
-    if expect is not None and (type(expect) is not int or expect < 1):
-        raise InvalidArgumentError(
-            f"expect_version= must be a version number (an int >= 1), got {expect!r}"
-        )
-    return dead_owner, expect
-
-
 def _resume_conversation(
-    pipeline: Pipeline, run_id: str, store: Any, options: Mapping[str, Any]
+    pipeline: Pipeline, run_id: str, run: RunOptions, options: DurableOptions
 ) -> StoreGen:
     """Claim (or fork) a stored run, persist the override, prepare; or its stored result.
 
@@ -251,26 +191,24 @@ def _resume_conversation(
     """
     if not isinstance(run_id, str) or not run_id:
         raise InvalidArgumentError(f"resume() needs a run id (a non-empty str), got {run_id!r}")
-    override = options.get("override_data")
+    override = options.override_data
     encoded = check_override(override)  # before anything runs or is stored
-    dead_owner, expect_version = _resume_checks(options)
-    fork, recover = bool(options.get("fork")), bool(options.get("recover"))
-    owner, lease = new_owner(), _lease(options)
+    fork, store = options.fork, options.store
+    owner, lease = new_owner(), options.lease
     state, claimed = yield from claim_and_load(
         pipeline.name,
         run_id,
         owner=owner,
         lease=lease,
-        recover=recover,
-        dead_owner=dead_owner,
-        expect_version=expect_version,
-        version=options.get("version"),
+        recover=options.recover,
+        dead_owner=options.dead_owner,
+        expect_version=options.expect_version,
+        version=options.version,
         fork=fork,
     )
     if not claimed and not fork:
         return _stored_result(pipeline, state)
     previous = state.previous or state.record
-    plain = _plain(options, RESUME_BY_ID_OPTIONS - RUN_OPTIONS - {"strict"})
     saved = Saved(
         dict(state.context),
         state.position,
@@ -279,7 +217,7 @@ def _resume_conversation(
         state.fingerprint,
     )
     try:
-        prepared = prepare_resume(pipeline, saved, plain, run_id=new_owner() if fork else run_id)
+        prepared = prepare_resume(pipeline, saved, run, run_id=new_owner() if fork else run_id)
     except BaseException:
         if claimed:
             yield from release(previous, owner, "resume refused: see the raised error")
@@ -288,7 +226,6 @@ def _resume_conversation(
         hold = yield from _create(
             pipeline,
             prepared,
-            store,
             options,
             owner,
             position=state.position,
@@ -321,20 +258,17 @@ def _resume_conversation(
     return prepared, hold
 
 
-def _check_resume(options: Mapping[str, Any]) -> Any:
-    check_options(options, RESUME_BY_ID_OPTIONS, "resume")
-    if "store" not in options:
-        raise InvalidArgumentError("resume() needs store=: the store the run was saved in")
-    return _check_store(options["store"], "resume()")
-
-
-def resume(pipeline: Pipeline, run_id: Any, options: Mapping[str, Any]) -> RunResult:
-    store = _check_resume(options)
-    out = drive_store(_resume_conversation(pipeline, run_id, store, options), store)
+def resume(pipeline: Pipeline, run_id: Any, run: RunOptions, options: DurableOptions) -> RunResult:
+    """``resume(run_id, store=)``: claim the run and continue it (or return its stored result)."""
+    conversation = _resume_conversation(pipeline, run_id, run, options)
+    out = drive_store(conversation, options.store)
     return out if isinstance(out, RunResult) else _drive(*out)
 
 
-async def aresume(pipeline: Pipeline, run_id: Any, options: Mapping[str, Any]) -> RunResult:
-    store = _check_resume(options)
-    out = await adrive_store(_resume_conversation(pipeline, run_id, store, options), store)
+async def aresume(
+    pipeline: Pipeline, run_id: Any, run: RunOptions, options: DurableOptions
+) -> RunResult:
+    """Async twin of :func:`resume`."""
+    conversation = _resume_conversation(pipeline, run_id, run, options)
+    out = await adrive_store(conversation, options.store)
     return out if isinstance(out, RunResult) else await _adrive(*out)

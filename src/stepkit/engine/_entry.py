@@ -15,8 +15,9 @@ them through this small interface, public to the package:
   ends, however it ends: ``stopped`` says it paused at a stop, ``error`` is
   the exception it ends with (``None`` if it completed or stopped). The
   durable layer records the run's final status there.
-- :func:`check_options`, :func:`seconds_option`, :func:`check_override`,
-  :func:`pipeline_keys` and :data:`RUN_OPTIONS` are the shared checks.
+- :func:`check_override`, :func:`check_keys` and :func:`pipeline_keys` are
+  shared checks. A run's options arrive as one frozen
+  :class:`~stepkit.engine._options.RunOptions`, checked when the call was made.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from stepkit.checkpoints._migrations import migrate_context, rename_position, re
 from stepkit.checkpoints._tags import short as _short
 from stepkit.engine._drivers import SyncLoop, adrive, drive
 from stepkit.engine._level import run_level
+from stepkit.engine._options import RunOptions
 from stepkit.engine._position import check_position
 from stepkit.engine._run import STOPPED, Gen, Run
 from stepkit.engine._summary import format_summary, summary_logger
@@ -49,27 +51,9 @@ from stepkit.errors import (
     InvalidCheckpointError,
 )
 from stepkit.events import RunResult
-from stepkit.pipeline._plan import as_hooks
 
 if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
-
-RUN_OPTIONS = frozenset(
-    {
-        "on_step_complete",
-        "on_step_start",
-        "on_error",
-        "abort",
-        "run_id",
-        "checkpoint_ttl",
-        "sleep",
-        "clock",
-        "log",
-    }
-)
-RESUME_OPTIONS = RUN_OPTIONS | {"strict"}
-#: Options of durable runs only: given without ``store=``, they say so.
-NEEDS_STORE = frozenset({"ttl", "lease"})
 
 #: ``on_finish(stopped, error)`` of :func:`drive_sync`; :func:`drive_async` awaits its result.
 OnFinish = Callable[[bool, "BaseException | None"], None]
@@ -94,44 +78,18 @@ class Prepared:
 
 
 def _combined(
-    pipeline_options: Mapping[str, Any], options: Mapping[str, Any], name: str
+    pipeline_options: Mapping[str, Any], options: RunOptions, name: str
 ) -> tuple[Callable[..., Any], ...]:
     """Pipeline-level hooks first, then the run's own."""
     hooks: tuple[Callable[..., Any], ...] = pipeline_options.get(name, ())
-    return hooks + as_hooks(options.get(name), name, InvalidArgumentError)
+    own: tuple[Callable[..., Any], ...] = getattr(options, name)
+    return hooks + own if own else hooks
 
 
 def pipeline_keys(pipeline: Pipeline) -> tuple[bytes, ...]:
     """The signing keys of ``pipeline`` (newest first), or none."""
     keys: tuple[bytes, ...] = pipeline.options.get("secret") or ()
     return keys
-
-
-def seconds_option(options: Mapping[str, Any], name: str) -> float | None:
-    """A duration option: seconds > 0, or None."""
-    value = options.get(name)
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
-    ):
-        raise InvalidArgumentError(f"{name}= must be seconds > 0 or None, got {value!r}")
-    return value
-
-
-def check_options(options: Mapping[str, Any], allowed: frozenset[str], call: str) -> None:
-    """Refuse options ``call`` does not know, naming the valid ones."""
-    unknown = set(options) - allowed
-    durable_only = sorted(unknown & NEEDS_STORE)
-    if durable_only:
-        names = " and ".join(f"{name}=" for name in durable_only)
-        raise InvalidArgumentError(
-            f"{call}(): {names} need{'s' if len(durable_only) == 1 else ''} a store: "
-            "they apply to durable runs only; pass store= as well, or drop them"
-        )
-    if unknown:
-        raise InvalidArgumentError(
-            f"{call}() got unknown option(s) {', '.join(sorted(unknown))}; "
-            f"valid options are {', '.join(sorted(allowed))}"
-        )
 
 
 def check_keys(context: Mapping[Any, Any], what: str) -> None:
@@ -172,29 +130,17 @@ def check_override(override: Any) -> dict[str, Any] | None:
 def _prepare(
     pipeline: Pipeline,
     ctx: dict[str, Any],
-    options: Mapping[str, Any],
+    options: RunOptions,
     *,
     run_id: str | None,
     resume: Any = None,
     last_step: str | None = None,
 ) -> Prepared:
     opts = pipeline.options
-    abort = options.get("abort")
-    if abort is not None and not callable(getattr(abort, "is_set", None)):
-        raise InvalidArgumentError(
-            f"abort= must be a threading.Event or an object with is_set(), got {abort!r}"
-        )
-    run_id = options.get("run_id", run_id)
-    if run_id is None:
-        run_id = uuid.uuid4().hex
-    elif not isinstance(run_id, str) or not run_id:
-        raise InvalidArgumentError(f"run_id= must be a non-empty str, got {run_id!r}")
-    ttl = seconds_option(options, "checkpoint_ttl")
-    clock = options.get("clock") or time.time
-    sleep = options.get("sleep")
-    for name, fn in (("clock", clock), ("sleep", sleep)):
-        if fn is not None and not callable(fn):
-            raise InvalidArgumentError(f"{name}= must be a callable, got {fn!r}")
+    run_id = options.run_id or run_id or uuid.uuid4().hex
+    ttl = options.checkpoint_ttl
+    clock = options.clock or time.time
+    sleep = options.sleep
     meta = Meta(
         pipeline=pipeline.name,
         version=pipeline.version,
@@ -211,20 +157,17 @@ def _prepare(
         handlers=_combined(opts, options, "on_step_complete"),
         start_hooks=_combined(opts, options, "on_step_start"),
         error_hooks=_combined(opts, options, "on_error"),
-        abort=abort,
+        abort=options.abort,
         encoder=partial(encode_checkpoint, meta),
     )
     run.last_step = last_step
     gen = run_level(run, run.root, pipeline, "", resume)
-    logger = summary_logger(options.get("log", opts.get("log")))
+    logger = summary_logger(opts.get("log") if options.log is None else options.log)
     return Prepared(run, gen, sleep, pipeline.name, logger)
 
 
-def prepare_start(
-    pipeline: Pipeline, input: Any, options: Mapping[str, Any], *, call: str = "run"
-) -> Prepared:
+def prepare_start(pipeline: Pipeline, input: Any, options: RunOptions) -> Prepared:
     """A new run of ``pipeline`` over ``input`` (a mapping or None), not yet started."""
-    check_options(options, RUN_OPTIONS, call)
     if input is None:
         ctx: dict[str, Any] = {}
     elif isinstance(input, Mapping):
@@ -239,16 +182,15 @@ def prepare_start(
 
 
 def _prepare_checkpoint(
-    pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
+    pipeline: Pipeline, checkpoint: Any, override: Any, options: RunOptions
 ) -> Prepared:
-    check_options(options, RESUME_OPTIONS, "run_checkpoint")
     check_override(override)
     cp = decode_with_keys(checkpoint, pipeline_keys(pipeline))
     if cp.pipeline != pipeline.name:
         raise CheckpointMismatchError(
             f"this checkpoint belongs to pipeline {cp.pipeline!r}, not {pipeline.name!r}"
         )
-    clock = options.get("clock") or time.time
+    clock = options.clock or time.time
     if cp.expires_at is not None and datetime.fromtimestamp(clock(), timezone.utc) >= cp.expires_at:
         raise CheckpointExpiredError(
             f"this checkpoint expired at {cp.expires_at.isoformat()}; start a new run",
@@ -279,7 +221,7 @@ class Saved:
 def prepare_resume(
     pipeline: Pipeline,
     saved: Saved,
-    options: Mapping[str, Any],
+    options: RunOptions,
     *,
     run_id: str,
 ) -> Prepared:
@@ -296,7 +238,7 @@ def prepare_resume(
     if upgraded:
         ctx = migrate_context(ctx, saved.version, pipeline.version, opts.get("migrations", {}))
     changed = saved.fingerprint != pipeline.fingerprint
-    if changed and options.get("strict") and not upgraded:
+    if changed and options.strict and not upgraded:
         raise CheckpointMismatchError(
             f"pipeline {pipeline.name!r} has changed since this state was saved "
             f"(fingerprint {saved.fingerprint} -> {pipeline.fingerprint}) and strict=True; "
@@ -371,21 +313,21 @@ def _status_name(status: Any) -> str:
     return "stopped" if status == STOPPED else "completed"
 
 
-def run(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
+def run(pipeline: Pipeline, input: Any, options: RunOptions) -> RunResult:
     return drive_sync(prepare_start(pipeline, input, options))
 
 
-async def arun(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:
+async def arun(pipeline: Pipeline, input: Any, options: RunOptions) -> RunResult:
     return await drive_async(prepare_start(pipeline, input, options))
 
 
 def run_checkpoint(
-    pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
+    pipeline: Pipeline, checkpoint: Any, override: Any, options: RunOptions
 ) -> RunResult:
     return drive_sync(_prepare_checkpoint(pipeline, checkpoint, override, options))
 
 
 async def arun_checkpoint(
-    pipeline: Pipeline, checkpoint: Any, override: Any, options: Mapping[str, Any]
+    pipeline: Pipeline, checkpoint: Any, override: Any, options: RunOptions
 ) -> RunResult:
     return await drive_async(_prepare_checkpoint(pipeline, checkpoint, override, options))
