@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from stepkit._checks import check_count, check_id, check_seconds
 from stepkit.errors import InvalidArgumentError, StoreError
 
 __all__ = [
@@ -101,42 +102,15 @@ def _is_str(value: object) -> bool:
     return isinstance(value, str)
 
 
-def check_id(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{name} must be a non-empty str, got {value!r}")
-    if "\x00" in value:
-        raise InvalidArgumentError(f"{name} must not contain NUL characters: {value!r}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidArgumentError(f"{name} must be valid Unicode text: {value!r}") from None
-    return value
-
-
-def check_seconds(value: object, name: str, *, allow_zero: bool) -> None:
-    if value is None:
-        return
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        kind = "non-negative" if allow_zero else "positive"
-        raise InvalidArgumentError(f"{name} must be a {kind} number of seconds, got {value!r}")
-
-
 def check_status(value: object, allowed: tuple[str, ...] = RUN_STATUSES) -> None:
     if value is not None and value not in allowed:
         raise InvalidArgumentError(f"status must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def check_version_number(value: object, name: str, minimum: int) -> None:
-    if value is not None and (
-        not isinstance(value, int) or isinstance(value, bool) or value < minimum
-    ):
-        raise InvalidArgumentError(f"{name} must be an int >= {minimum}, got {value!r}")
+    """A version number or count >= ``minimum``, or ``None``."""
+    if value is not None:
+        check_count(value, name, minimum=minimum)
 
 
 def run_problem(record: object) -> str | None:
