@@ -214,17 +214,30 @@ class PipelineBuilder:
         before the step; their outputs merge in argument order. The step
         options are described in docs/policies.md.
         """
-        options = given(
-            when=when,
-            retries=retries,
-            retry_delay=retry_delay,
-            retry_on=retry_on,
-            timeout=timeout,
-            on_error=on_error,
-            merge=merge,
-            parallel_mode=parallel_mode,
-            log=log,
-        )
+        if (
+            when is UNSET
+            and retries is UNSET
+            and retry_delay is UNSET
+            and retry_on is UNSET
+            and timeout is UNSET
+            and on_error is UNSET
+            and merge is UNSET
+            and parallel_mode is UNSET
+            and log is UNSET
+        ):  # the common call: no options (building is O(1) per step; keep it cheap)
+            options: dict[str, Any] = {}
+        else:
+            options = given(
+                when=when,
+                retries=retries,
+                retry_delay=retry_delay,
+                retry_on=retry_on,
+                timeout=timeout,
+                on_error=on_error,
+                merge=merge,
+                parallel_mode=parallel_mode,
+                log=log,
+            )
         if not isinstance(name, str):
             if items:
                 raise PipelineDefinitionError(
@@ -244,8 +257,8 @@ class PipelineBuilder:
         if not items:
             raise PipelineDefinitionError(f"{where} has no step function or pipeline")
         built = _items(items, where)
-        opts = check_options(options, where)
-        if all(isinstance(i, PipeItem) for i in built) and ("retries" in opts or "timeout" in opts):
+        opts = check_options(options, where) if options else options
+        if ("retries" in opts or "timeout" in opts) and all(isinstance(i, PipeItem) for i in built):
             raise PipelineDefinitionError(
                 f"{where}: retries= and timeout= apply to step functions; "
                 "set them on the steps of the nested pipeline instead"

@@ -21,6 +21,8 @@ MAX_NESTING = 16
 
 def nesting(node: Node) -> int:
     """How many levels of pipelines ``node`` holds below its own level (0 for a function)."""
+    if not node.cases and all(type(i) is FnItem for i in node.items):
+        return 0  # functions only: the common case, without building a list
     inner = [i.pipeline for i in node.items if isinstance(i, PipeItem)]
     inner.extend(target for _key, target in node.cases)
     return max((1 + p._depth for p in inner), default=0)
