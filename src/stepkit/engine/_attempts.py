@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from stepkit.engine._commands import Call, CallTimeout, Gen, Sleep
 from stepkit.engine._merge import merge_into
-from stepkit.engine._run import CALL, CALL_TIMEOUT, SLEEP, Gen, StepFailure, log
+from stepkit.engine._run import StepFailure, log
 from stepkit.pipeline._plan import Policy
 
 
@@ -20,9 +21,9 @@ def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str
     while True:
         try:
             if timeout is None:
-                out = yield (CALL, fn, arg)
+                out = yield Call(fn, arg)
             else:
-                out = yield (CALL_TIMEOUT, fn, arg, timeout, path)
+                out = yield CallTimeout(fn, arg, timeout, path)
             return out, attempt
         except Exception as exc:
             if attempt > policy.retries or not _retryable(policy, exc):
@@ -38,7 +39,7 @@ def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str
                 seconds,
             )
             if seconds > 0:
-                yield (SLEEP, seconds)
+                yield Sleep(seconds)
             attempt += 1
 
 

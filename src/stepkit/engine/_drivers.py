@@ -11,25 +11,26 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from stepkit.engine._run import (
-    CALL,
-    CALL_TIMEOUT,
-    EMIT,
-    ERROR_HOOKS,
-    PARALLEL,
-    PERSIST,
-    SLEEP,
-    START_HOOKS,
+from stepkit.engine._commands import (
+    Call,
+    CallTimeout,
+    Command,
+    Emit,
+    ErrorHooks,
     Gen,
+    Parallel,
+    Persist,
+    Sleep,
+    StartHooks,
 )
 from stepkit.errors import EventLoopError, StepTimeoutError
 
-Sleep = Callable[[float], Any]
+SleepFn = Callable[[float], Any]
 
 
 class SyncLoop:
@@ -72,7 +73,7 @@ def _awaitable(value: Any) -> bool:
 
 
 def drive(
-    gen: Gen, loop: SyncLoop, sleep: Sleep = time.sleep, lock: threading.Lock | None = None
+    gen: Gen, loop: SyncLoop, sleep: SleepFn = time.sleep, lock: threading.Lock | None = None
 ) -> Any:
     """Perform ``gen``'s commands synchronously; return its return value.
 
@@ -94,11 +95,11 @@ def drive(
                 return stop.value
             value, error = None, None
             try:
-                if cmd[0] == CALL:
-                    value = cmd[1](cmd[2])
+                if type(cmd) is Call:  # the hot path, checked first and cheaply
+                    value = cmd.fn(cmd.arg)
                     if _awaitable(value):
                         value = loop.wait(value)
-                elif lock is None or cmd[0] not in _HOOK_COMMANDS:
+                elif lock is None or type(cmd) not in _HOOK_COMMANDS:
                     value = _perform(cmd, loop, sleep, lock)
                 else:
                     with lock:
@@ -111,35 +112,37 @@ def drive(
         gen.close()
 
 
-_HOOK_COMMANDS = (EMIT, START_HOOKS, ERROR_HOOKS, PERSIST)
+# commands whose user code (handlers, store I/O) runs under the lock of parallel threads
+_HOOK_COMMANDS = (Emit, StartHooks, ErrorHooks, Persist)
 
 
-def _perform(
-    cmd: tuple[Any, ...], loop: SyncLoop, sleep: Sleep, lock: threading.Lock | None
-) -> Any:
-    op = cmd[0]
-    if op in (EMIT, START_HOOKS):
-        for handler in cmd[1]:
-            if _awaitable(result := handler(cmd[2])):
+def _perform(cmd: Command, loop: SyncLoop, sleep: SleepFn, lock: threading.Lock | None) -> Any:
+    match cmd:
+        case Emit(handlers, event) | StartHooks(handlers, event):
+            for handler in handlers:
+                if _awaitable(result := handler(event)):
+                    loop.wait(result)
+        case ErrorHooks(handlers, step_name, exc):
+            for handler in handlers:
+                if _awaitable(result := handler(step_name, exc)):
+                    loop.wait(result)
+        case Persist(persister, step_name, keys, removed):
+            persister.save(step_name, keys, removed)
+        case Sleep(seconds):
+            if _awaitable(result := sleep(seconds)):
                 loop.wait(result)
-    elif op == ERROR_HOOKS:
-        for handler in cmd[1]:
-            if _awaitable(result := handler(cmd[2], cmd[3])):
-                loop.wait(result)
-    elif op == PERSIST:
-        cmd[1].save(*cmd[2:])
-    elif op == SLEEP:
-        if _awaitable(result := sleep(cmd[1])):
-            loop.wait(result)
-    elif op == PARALLEL:
-        return _parallel_threads(cmd[1], loop, sleep, lock)
-    elif op == CALL_TIMEOUT:
-        return _call_in_thread(cmd[1], cmd[2], cmd[3], cmd[4], loop)
+        case Parallel(gens):
+            return _parallel_threads(gens, loop, sleep, lock)
+        case CallTimeout(fn, arg, seconds, step_name):
+            return _call_in_thread(fn, arg, seconds, step_name, loop)
+        case Call(fn, arg):  # not reached from drive(), which performs it inline
+            value = fn(arg)
+            return loop.wait(value) if _awaitable(value) else value
     return None
 
 
 def _parallel_threads(
-    gens: list[Gen], loop: SyncLoop, sleep: Sleep, lock: threading.Lock | None
+    gens: Sequence[Gen], loop: SyncLoop, sleep: SleepFn, lock: threading.Lock | None
 ) -> list[tuple[bool, Any]]:
     """Drive each parallel item in its own thread (one item runs inline)."""
     if len(gens) == 1:
@@ -150,7 +153,7 @@ def _parallel_threads(
         return [future.result() for future in futures]
 
 
-def _drive_in_thread(gen: Gen, sleep: Sleep, lock: threading.Lock) -> tuple[bool, Any]:
+def _drive_in_thread(gen: Gen, sleep: SleepFn, lock: threading.Lock) -> tuple[bool, Any]:
     loop = SyncLoop()  # an event loop belongs to one thread
     try:
         return _settle(partial(drive, gen, loop, sleep, lock))
@@ -212,7 +215,7 @@ async def _with_timeout(awaitable: Awaitable[Any], seconds: float, step_name: st
         raise _timeout_error(step_name, seconds) from None
 
 
-async def adrive(gen: Gen, sleep: Sleep = asyncio.sleep) -> Any:
+async def adrive(gen: Gen, sleep: SleepFn = asyncio.sleep) -> Any:
     """Perform ``gen``'s commands on the running event loop; return its value."""
     value: Any = None
     error: BaseException | None = None
@@ -224,8 +227,8 @@ async def adrive(gen: Gen, sleep: Sleep = asyncio.sleep) -> Any:
                 return stop.value
             value, error = None, None
             try:
-                if cmd[0] == CALL:
-                    value = cmd[1](cmd[2])
+                if type(cmd) is Call:  # the hot path, checked first and cheaply
+                    value = cmd.fn(cmd.arg)
                     if _awaitable(value):
                         value = await value
                 else:
@@ -236,35 +239,37 @@ async def adrive(gen: Gen, sleep: Sleep = asyncio.sleep) -> Any:
         gen.close()
 
 
-async def _aperform(cmd: tuple[Any, ...], sleep: Sleep) -> Any:
-    op = cmd[0]
-    if op in (EMIT, START_HOOKS):
-        for handler in cmd[1]:
-            if _awaitable(result := handler(cmd[2])):
+async def _aperform(cmd: Command, sleep: SleepFn) -> Any:
+    match cmd:
+        case Emit(handlers, event) | StartHooks(handlers, event):
+            for handler in handlers:
+                if _awaitable(result := handler(event)):
+                    await result
+        case ErrorHooks(handlers, step_name, exc):
+            for handler in handlers:
+                if _awaitable(result := handler(step_name, exc)):
+                    await result
+        case Persist(persister, step_name, keys, removed):
+            await persister.asave(step_name, keys, removed)
+        case Sleep(seconds):
+            if _awaitable(result := sleep(seconds)):
                 await result
-    elif op == ERROR_HOOKS:
-        for handler in cmd[1]:
-            if _awaitable(result := handler(cmd[2], cmd[3])):
-                await result
-    elif op == PERSIST:
-        await cmd[1].asave(*cmd[2:])
-    elif op == SLEEP:
-        if _awaitable(result := sleep(cmd[1])):
-            await result
-    elif op == PARALLEL:
-        return await asyncio.gather(*(_asettle(g, sleep) for g in cmd[1]))
-    elif op == CALL_TIMEOUT:
-        fn, arg, seconds, step_name = cmd[1:]
-        if inspect.iscoroutinefunction(fn):
-            return await _with_timeout(fn(arg), seconds, step_name)
-        result = await _with_timeout(asyncio.to_thread(fn, arg), seconds, step_name)
-        if _awaitable(result):
-            result = await result
-        return result
+        case Parallel(gens):
+            return await asyncio.gather(*(_asettle(g, sleep) for g in gens))
+        case CallTimeout(fn, arg, seconds, step_name):
+            if inspect.iscoroutinefunction(fn):
+                return await _with_timeout(fn(arg), seconds, step_name)
+            result = await _with_timeout(asyncio.to_thread(fn, arg), seconds, step_name)
+            if _awaitable(result):
+                result = await result
+            return result
+        case Call(fn, arg):  # not reached from adrive(), which performs it inline
+            value = fn(arg)
+            return (await value) if _awaitable(value) else value
     return None
 
 
-async def _asettle(gen: Gen, sleep: Sleep) -> tuple[bool, Any]:
+async def _asettle(gen: Gen, sleep: SleepFn) -> tuple[bool, Any]:
     try:
         return True, await adrive(gen, sleep)
     except Exception as exc:

@@ -20,10 +20,11 @@ from stepkit.checkpoints._encode import encode_context, to_json
 from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
 from stepkit.checkpoints._migrations import migrate_context, rename_position, rename_step
 from stepkit.durable._store_calls import StoreGen, adrive_store, drive_store
+from stepkit.engine._commands import STOPPED, Gen
 from stepkit.engine._drivers import SyncLoop, adrive, drive
 from stepkit.engine._level import run_level
 from stepkit.engine._position import check_position
-from stepkit.engine._run import STOPPED, Gen, Run
+from stepkit.engine._run import Run
 from stepkit.engine._summary import format_summary, summary_logger
 from stepkit.errors import (
     CheckpointEncodeError,

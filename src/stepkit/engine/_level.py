@@ -2,9 +2,10 @@
 
 Every decision (step order, retries, merging, events, stop, resume position)
 is made here, once. The generators never call user code or sleep themselves:
-they yield ``(CALL, fn, arg)``, ``(EMIT, handlers, event)``... and the sync
-or async driver in :mod:`stepkit.engine._drivers` performs the command and sends
-the result back (or throws the exception in).
+they yield commands (``Call(fn, arg)``, ``Emit(handlers, event)``... from
+:mod:`stepkit.engine._commands`), and the sync or async driver in
+:mod:`stepkit.engine._drivers` performs each and sends the result back (or
+throws the exception in).
 """
 
 from __future__ import annotations
@@ -14,19 +15,17 @@ from time import perf_counter as _clock
 from typing import TYPE_CHECKING, Any
 
 from stepkit.engine._attempts import call_with_policy, check_output, merge
-from stepkit.engine._position import Frame, ItemState, item_output
-from stepkit.engine._run import (
-    CALL,
+from stepkit.engine._commands import (
     DONE,
-    ERROR_HOOKS,
-    PARALLEL,
-    START_HOOKS,
     STOPPED,
+    Call,
+    ErrorHooks,
     Gen,
-    Run,
-    StepFailure,
-    log,
+    Parallel,
+    StartHooks,
 )
+from stepkit.engine._position import Frame, ItemState, item_output
+from stepkit.engine._run import Run, StepFailure, log
 from stepkit.engine._step import complete, failed, record_failure
 from stepkit.errors import PipelineAbortedError, StepFailedError
 from stepkit.events import StepStartEvent
@@ -74,7 +73,7 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
         else:  # a plain step, inline: no generator per step (the hot path)
             t0 = _clock()
             try:
-                out = yield (CALL, fn, frame.view)
+                out = yield Call(fn, frame.view)
                 if out is not None:
                     if type(out) is not dict:
                         check_output(out, prefix + nodes[i].name, 1)
@@ -122,7 +121,7 @@ def run_node(
     if resume is None:
         when = policy.when
         if when is not None and when is not True:  # noqa: SIM102 (the yield must stay lazy)
-            if when is False or not (yield (CALL, when, frame.view)):
+            if when is False or not (yield Call(when, frame.view)):
                 run.records.append((path, "skipped", 0.0, 0, None))
                 if run.debug:
                     log.debug("step %s skipped (when= is false)", path)
@@ -130,7 +129,7 @@ def run_node(
         if run.debug:
             log.debug("step %s starting", path)
         if run.start_hooks:
-            yield (START_HOOKS, run.start_hooks, StepStartEvent(path, frame.view, run.run_id))
+            yield StartHooks(run.start_hooks, StepStartEvent(path, frame.view, run.run_id))
     items = node.items
     try:
         if node.kind == "step" and len(items) == 1 and type(items[0]) is FnItem:
@@ -141,7 +140,7 @@ def run_node(
             else:
                 attempts = 1
                 try:
-                    out = yield (CALL, fn, frame.view)
+                    out = yield Call(fn, frame.view)
                 except Exception as exc:
                     raise StepFailure(exc, 1) from exc
             duration = _clock() - t0
@@ -213,7 +212,8 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
     else:
         case_resume = None
         try:
-            key = yield (CALL, node.selector, frame.view)
+            assert node.selector is not None
+            key = yield Call(node.selector, frame.view)
         except Exception as exc:
             raise StepFailure(exc, 1) from exc
         if key is None:
@@ -270,7 +270,7 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
             gens.append(_pipe_item(run, state, item.pipeline, parent, path + "/", item_resume))
         started.append((item_path, state))
     frame.child = ("par", node.name, states, parent)
-    outcomes = (yield (PARALLEL, gens)) if gens else []
+    outcomes = (yield Parallel(gens)) if gens else []
     stopped = False
     failures: list[tuple[str, BaseException, int]] = []
     for (item_path, _state), (ok, value) in zip(started, outcomes, strict=False):
@@ -287,7 +287,7 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
     if failures:
         for item_path, exc, _attempts in failures:
             if not isinstance(exc, StepFailedError) and run.error_hooks:
-                yield (ERROR_HOOKS, run.error_hooks, item_path, exc)
+                yield ErrorHooks(run.error_hooks, item_path, exc)
         if policy.parallel_mode == "all":
             item_path, exc, attempts = failures[0]
             if isinstance(exc, StepFailedError):

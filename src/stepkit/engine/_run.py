@@ -1,37 +1,18 @@
-"""What one run is made of while it runs: its mutable state and the engine's commands.
+"""What one run is made of while it runs: its mutable state, shared by every level.
 
-The engine (:mod:`stepkit.engine._level`) yields the commands; the drivers
-(:mod:`stepkit.engine._drivers`) perform them.
+The commands the engine yields are in :mod:`stepkit.engine._commands`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepkit.engine._position import Frame, position_of
 from stepkit.events import RecordTuple
 
 log = logging.getLogger("stepkit")
-
-# Commands. A command is a tuple whose first element is one of these.
-CALL = 0  # (CALL, fn, arg) -> fn(arg), awaited if it returns an awaitable
-CALL_TIMEOUT = 1  # (CALL_TIMEOUT, fn, arg, seconds, step_name)
-EMIT = 2  # (EMIT, handlers, event) -> each handler(event), in order, awaited
-ERROR_HOOKS = 3  # (ERROR_HOOKS, handlers, step_name, exc) -> each handler(step_name, exc)
-SLEEP = 4  # (SLEEP, seconds)
-PARALLEL = 5  # (PARALLEL, [generator, ...]) -> [(True, value) | (False, exc), ...]
-START_HOOKS = 6  # (START_HOOKS, handlers, start_event) -> each handler(start_event)
-PERSIST = 7  # (PERSIST, persister, step_name, changed keys, removed keys) -> persister.save(...)
-
-# Level outcomes.
-DONE = 0
-STOPPED = 1
-ENDED = 2  # on_error="skip_remaining": this level ends early
-
-Command = tuple[Any, ...]
-Gen = Generator[Command, Any, Any]
 
 
 class Run:

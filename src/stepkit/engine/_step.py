@@ -7,19 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stepkit.engine._commands import DONE, ENDED, STOPPED, Emit, ErrorHooks, Gen, Persist
 from stepkit.engine._position import Frame
-from stepkit.engine._run import (
-    DONE,
-    EMIT,
-    ENDED,
-    ERROR_HOOKS,
-    PERSIST,
-    STOPPED,
-    Command,
-    Gen,
-    Run,
-    log,
-)
+from stepkit.engine._run import Run, log
 from stepkit.errors import StepFailedError
 from stepkit.events import StepEvent
 from stepkit.pipeline._plan import Node, Policy
@@ -49,7 +39,7 @@ def complete(
     if run.handlers:
         event = StepEvent(path, frame.view, out, duration, attempts, run.run_id, run)
         try:
-            yield (EMIT, run.handlers, event)
+            yield Emit(run.handlers, event)
         finally:
             event._close()
         if run.stopped:
@@ -57,15 +47,15 @@ def complete(
     return DONE
 
 
-def _persist(run: Run, frame: Frame, path: str, out: Any, removed: tuple[str, ...]) -> Command:
-    """The PERSIST command for a step: which top-level keys of the run context it changed.
+def _persist(run: Run, frame: Frame, path: str, out: Any, removed: tuple[str, ...]) -> Persist:
+    """The Persist command for a step: which top-level keys of the run context it changed.
 
     Steps inside a parallel item change the item's own context, which the
     position carries; they change no top-level key.
     """
     if frame.ctx is not run.ctx or out is None:
-        return (PERSIST, run.persister, path, (), ())
-    return (PERSIST, run.persister, path, tuple(out), removed)
+        return Persist(run.persister, path, (), ())
+    return Persist(run.persister, path, tuple(out), removed)
 
 
 def failed(
@@ -81,7 +71,7 @@ def failed(
         "step %s failed after %d attempt(s): %s: %s", path, attempts, type(exc).__name__, exc
     )
     if run.error_hooks:
-        yield (ERROR_HOOKS, run.error_hooks, path, exc)
+        yield ErrorHooks(run.error_hooks, path, exc)
     if policy.on_error == "raise":
         raise StepFailedError(
             f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
