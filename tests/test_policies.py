@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support import Recorder
@@ -21,6 +26,7 @@ from stepkit import (
     decode_checkpoint,
     exponential_backoff,
 )
+from stepkit.engine._threads import PARALLEL_THREADS
 from stepkit.testing import FakeSleep
 
 
@@ -200,6 +206,70 @@ class TestTimeouts:
         assert "late" not in info.value.context
         release.set()
         assert finished.wait(5)
+
+    def test_hung_timed_steps_leave_the_default_executor_free(self):
+        """Under arun(), a hung sync step with timeout= does not take the loop's own threads."""
+        release = threading.Event()
+
+        def hung(ctx):
+            release.wait()
+            return {}
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+            try:
+                with pytest.raises(StepFailedError) as info:
+                    await Pipeline("p").step("hung", hung, timeout=0.01).arun()
+                assert isinstance(info.value.__cause__, StepTimeoutError)
+                # the application's own to_thread call still finds a free thread
+                return await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 10)
+            finally:
+                release.set()
+
+        assert asyncio.run(main()) == "free"
+
+    def test_step_raising_timeout_error_is_not_a_step_timeout(self, runner):
+        """A TimeoutError raised by a timed step is its own failure, not the step's timeout."""
+
+        def raises(ctx):
+            raise TimeoutError("the API timed out")
+
+        async def araises(ctx):
+            raise TimeoutError("the API timed out")
+
+        for fn in (raises, araises):
+            with pytest.raises(StepFailedError) as info:
+                runner.run(Pipeline("p").step("s", fn, timeout=30))
+            cause = info.value.__cause__
+            assert type(cause) is TimeoutError
+            assert str(cause) == "the API timed out"
+
+    def test_hung_timed_step_does_not_block_interpreter_exit(self, tmp_path):
+        """The thread of an abandoned sync step never keeps the process alive at exit."""
+        script = tmp_path / "hung.py"
+        script.write_text(
+            textwrap.dedent(
+                """\
+                import asyncio, threading
+                from stepkit import Pipeline, StepFailedError
+
+                never = threading.Event()
+                p = Pipeline("p").step("hung", lambda ctx: never.wait(), timeout=0.01)
+                for call in (p.run, lambda: asyncio.run(p.arun())):
+                    try:
+                        call()
+                    except StepFailedError:
+                        print("timed out")
+                """
+            )
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["timed", "out", "timed", "out"]
 
     def test_timeout_error_is_a_timeout_error(self):
         """StepTimeoutError is also the built-in TimeoutError."""
@@ -408,6 +478,27 @@ class TestParallelModes:
 
         p = Pipeline("p").step("par", item("a"), item("b"), item("c"))
         assert p.run() == {"a": True, "b": True, "c": True}
+
+    def test_many_sync_items_run_on_a_bounded_set_of_threads(self):
+        """In run(), a parallel step of many sync items uses at most PARALLEL_THREADS threads."""
+        items = 200
+        first_wave = threading.Barrier(PARALLEL_THREADS, timeout=10)
+        threads = set()
+
+        def item(i):
+            def fn(ctx):
+                threads.add(threading.get_ident())
+                if i < PARALLEL_THREADS:
+                    first_wave.wait()  # passes only if that many items run at once
+                return {f"k{i}": ctx["base"] + i}
+
+            fn.__name__ = f"i{i}"
+            return fn
+
+        p = Pipeline("p").step("par", *(item(i) for i in range(items)))
+        result = p.run({"base": 1})
+        assert dict(result) == {"base": 1, **{f"k{i}": 1 + i for i in range(items)}}
+        assert len(threads) == PARALLEL_THREADS
 
     def test_async_items_run_concurrently_in_arun(self):
         """In arun(), async parallel items run as concurrent tasks."""

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,7 @@ from stepkit.engine._commands import (
     Sleep,
     StartHooks,
 )
+from stepkit.engine._threads import PARALLEL_THREADS, timed_calls
 from stepkit.errors import EventLoopError, StepTimeoutError
 
 SleepFn = Callable[[float], Any]
@@ -144,11 +146,12 @@ def _perform(cmd: Command, loop: SyncLoop, sleep: SleepFn, lock: threading.Lock 
 def _parallel_threads(
     gens: Sequence[Gen], loop: SyncLoop, sleep: SleepFn, lock: threading.Lock | None
 ) -> list[tuple[bool, Any]]:
-    """Drive each parallel item in its own thread (one item runs inline)."""
+    """Drive the parallel items on at most PARALLEL_THREADS threads (one item runs inline)."""
     if len(gens) == 1:
         return [_settle(partial(drive, gens[0], loop, sleep, lock))]
     shared = lock or threading.Lock()
-    with ThreadPoolExecutor(max_workers=len(gens), thread_name_prefix="stepkit") as pool:
+    workers = min(PARALLEL_THREADS, len(gens))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stepkit") as pool:
         futures = [pool.submit(_drive_in_thread, gen, sleep, shared) for gen in gens]
         return [future.result() for future in futures]
 
@@ -179,27 +182,24 @@ def _timeout_error(step_name: str, seconds: float) -> StepTimeoutError:
 def _call_in_thread(
     fn: Callable[..., Any], arg: Any, seconds: float, step_name: str, loop: SyncLoop
 ) -> Any:
-    """Run a sync step in a worker thread; on timeout, abandon the thread.
+    """Run a sync step on stepkit's timed-call threads; on timeout, abandon the call.
 
     Python cannot interrupt a running thread safely: the abandoned call runs
-    on to its end in the background, and its result is discarded.
+    on to its end in the background, and its result is discarded. A call still
+    queued when its time is up never starts.
     """
     if inspect.iscoroutinefunction(fn):
         return loop.wait(_with_timeout(fn(arg), seconds, step_name))
-    box: list[tuple[bool, Any]] = []
-    done = threading.Event()
-
-    def target() -> None:
-        box.append(_settle(lambda: _finish_in_thread(fn(arg))))
-        done.set()
-
-    threading.Thread(target=target, name=f"stepkit:{step_name}", daemon=True).start()
-    if not done.wait(seconds):
+    future = timed_calls().submit(partial(_call_to_the_end, fn), arg)
+    # wait() rather than result(timeout): a TimeoutError raised by the step itself stays its own
+    if not futures_wait((future,), seconds).done:
+        future.cancel()
         raise _timeout_error(step_name, seconds)
-    ok, value = box[0]
-    if not ok:
-        raise value
-    return value
+    return future.result()
+
+
+def _call_to_the_end(fn: Callable[[Any], Any], arg: Any) -> Any:
+    return _finish_in_thread(fn(arg))
 
 
 def _finish_in_thread(value: Any) -> Any:
@@ -209,9 +209,12 @@ def _finish_in_thread(value: Any) -> Any:
 
 
 async def _with_timeout(awaitable: Awaitable[Any], seconds: float, step_name: str) -> Any:
+    task = asyncio.ensure_future(awaitable)
     try:
-        return await asyncio.wait_for(awaitable, seconds)
+        return await asyncio.wait_for(task, seconds)
     except asyncio.TimeoutError:
+        if not task.cancelled():
+            raise  # a TimeoutError the step raised itself: its own failure
         raise _timeout_error(step_name, seconds) from None
 
 
@@ -259,7 +262,9 @@ async def _aperform(cmd: Command, sleep: SleepFn) -> Any:
         case CallTimeout(fn, arg, seconds, step_name):
             if inspect.iscoroutinefunction(fn):
                 return await _with_timeout(fn(arg), seconds, step_name)
-            result = await _with_timeout(asyncio.to_thread(fn, arg), seconds, step_name)
+            # stepkit's own threads: a hung step never fills the loop's default executor
+            future = asyncio.wrap_future(timed_calls().submit(fn, arg))
+            result = await _with_timeout(future, seconds, step_name)
             if _awaitable(result):
                 result = await result
             return result
