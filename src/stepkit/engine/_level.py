@@ -57,6 +57,7 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
     abort = run.abort
     # the short path for plain steps applies when nothing needs the long one
     plain = pipeline.plain_steps() if not (run.start_hooks or run.debug) else ()
+    call: Call | None = None  # the inline path's one command, refilled per step
     for i in range(start, len(nodes)):
         if run.stopped:
             return STOPPED
@@ -72,8 +73,12 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
             status = yield from run_node(run, frame, nodes[i], policies[i], prefix)
         else:  # a plain step, inline: no generator per step (the hot path)
             t0 = _clock()
+            if call is None:
+                call = Call(fn, frame.view)
+            else:
+                call.fn = fn
             try:
-                out = yield Call(fn, frame.view)
+                out = yield call
                 if out is not None:
                     if type(out) is not dict:
                         check_output(out, prefix + nodes[i].name, 1)
