@@ -27,6 +27,7 @@ from stepkit import (
     exponential_backoff,
 )
 from stepkit.engine._threads import PARALLEL_THREADS
+from stepkit.errors import NonRetryableError
 from stepkit.testing import FakeSleep
 
 
@@ -74,6 +75,21 @@ class TestRetries:
             )
         assert info.value.attempts == 1
         assert len(step.calls) == 1
+
+    @pytest.mark.parametrize(
+        "retry_on", [None, NonRetryableError, Exception, lambda exc: True], ids=repr
+    )
+    def test_non_retryable_error_stops_at_once(self, runner, retry_on):
+        """NonRetryableError fails the step on its first attempt, even when retry_on matches it."""
+        step = failing(5, exc=NonRetryableError)
+        options = {} if retry_on is None else {"retry_on": retry_on}
+        sleep = FakeSleep()
+        with pytest.raises(StepFailedError) as info:
+            runner.run(Pipeline("p").step("s", step, retries=3, **options), sleep=sleep)
+        assert info.value.attempts == 1
+        assert isinstance(info.value.__cause__, NonRetryableError)
+        assert len(step.calls) == 1
+        assert sleep.delays == []
 
     def test_retry_on_predicate(self, runner):
         """retry_on may be a predicate of the exception."""

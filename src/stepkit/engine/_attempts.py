@@ -11,7 +11,8 @@ from typing import Any
 from stepkit.engine._commands import Call, CallTimeout, Gen, Sleep
 from stepkit.engine._merge import merge_into
 from stepkit.engine._run import StepFailure, log
-from stepkit.pipeline._plan import Policy
+from stepkit.errors import NonRetryableError
+from stepkit.pipeline._plan import Policy, RetryOn
 
 
 def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str) -> Gen:
@@ -26,7 +27,7 @@ def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str
                 out = yield CallTimeout(fn, arg, timeout, path)
             return out, attempt
         except Exception as exc:
-            if attempt > policy.retries or not _retryable(policy, exc):
+            if not should_retry(policy.retries, policy.retry_on, attempt, exc):
                 raise StepFailure(exc, attempt) from exc
             delay = policy.retry_delay
             seconds = float(delay(attempt, exc)) if callable(delay) else float(delay)
@@ -43,8 +44,14 @@ def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str
             attempt += 1
 
 
-def _retryable(policy: Policy, exc: Exception) -> bool:
-    retry_on = policy.retry_on
+def should_retry(retries: int, retry_on: RetryOn, attempt: int, exc: BaseException) -> bool:
+    """Whether attempt number ``attempt``, which raised ``exc``, is followed by another.
+
+    ``NonRetryableError`` ends the retries at once, whatever ``retry_on`` says.
+    A pure decision, shared by every caller that retries (pipelines, workflows).
+    """
+    if attempt > retries or isinstance(exc, NonRetryableError):
+        return False
     if isinstance(retry_on, tuple):
         return isinstance(exc, retry_on)
     return bool(retry_on(exc))
