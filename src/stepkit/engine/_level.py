@@ -26,7 +26,7 @@ from stepkit.engine._commands import (
 )
 from stepkit.engine._position import Frame, ItemState, item_output
 from stepkit.engine._run import Run, StepFailure, log
-from stepkit.engine._step import complete, failed, record_failure
+from stepkit.engine._step import complete, complete_item, failed, record_failure
 from stepkit.errors import PipelineAbortedError, StepFailedError
 from stepkit.events import StepStartEvent
 from stepkit.pipeline._plan import FnItem, Node, PipeItem, Policy
@@ -261,7 +261,7 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
             continue
         if isinstance(item, FnItem):
             item_path = f"{path}/{item.name}"
-            gens.append(_fn_item(state, item.fn, frame.view, policy, item_path))
+            gens.append(_fn_item(run, state, item.fn, frame.view, policy, item_path))
         else:
             item_path = path
             ctx = dict(parent)
@@ -328,13 +328,23 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
 
 
 def _fn_item(
-    state: ItemState, fn: Callable[..., Any], view: Mapping[str, Any], policy: Policy, path: str
+    run: Run,
+    state: ItemState,
+    fn: Callable[..., Any],
+    view: Mapping[str, Any],
+    policy: Policy,
+    path: str,
 ) -> Gen:
+    """One function item of a parallel step: a step of its own, named ``<step>/<item>``."""
+    if run.debug:
+        log.debug("step %s starting", path)
+    if run.start_hooks:
+        yield StartHooks(run.start_hooks, StepStartEvent(path, view, run.run_id))
+    t0 = _clock()
     out, attempts = yield from call_with_policy(fn, view, policy, path)
     if out is not None:
         check_output(out, path, attempts)
-    state.out = dict(out) if out is not None else {}
-    return DONE
+    return (yield from complete_item(run, state, path, view, out, _clock() - t0, attempts))
 
 
 def _pipe_item(

@@ -5,16 +5,18 @@ Generators like the engine's: they yield commands and never perform them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from stepkit.engine._commands import DONE, ENDED, STOPPED, Emit, ErrorHooks, Gen, Persist
-from stepkit.engine._position import Frame
+from stepkit.engine._position import Frame, ItemState
 from stepkit.engine._run import Run, log
 from stepkit.errors import StepFailedError
 from stepkit.events import StepEvent
 from stepkit.pipeline._plan import Node, Policy
 
-__all__ = ["complete", "failed", "record_failure"]
+__all__ = ["complete", "complete_item", "failed", "record_failure"]
 
 
 def complete(
@@ -38,6 +40,41 @@ def complete(
         log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
     if run.handlers:
         event = StepEvent(path, frame.view, out, duration, attempts, run.run_id, run)
+        try:
+            yield Emit(run.handlers, event)
+        finally:
+            event._close()
+        if run.stopped:
+            return STOPPED
+    return DONE
+
+
+def complete_item(
+    run: Run,
+    state: ItemState,
+    path: str,
+    before: Mapping[str, Any],
+    out: Mapping[str, Any] | None,
+    duration: float,
+    attempts: int,
+) -> Gen:
+    """Record a parallel function item that succeeded and emit its event; DONE or STOPPED.
+
+    Its output is kept in the parallel progress first, so the item's checkpoint
+    (and a durable run's version) resumes without running it again. The
+    event's context is the item's own: the context before the step with the
+    item's output over it.
+    """
+    state.out = {} if out is None else dict(out)
+    run.records.append((path, "completed", duration, attempts, None))
+    run.last_step = path
+    if run.persister is not None:
+        yield Persist(run.persister, path, (), ())  # the position carries the output
+    if run.debug:
+        log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
+    if run.handlers:
+        view = MappingProxyType({**before, **state.out})
+        event = StepEvent(path, view, out, duration, attempts, run.run_id, run)
         try:
             yield Emit(run.handlers, event)
         finally:
