@@ -178,7 +178,7 @@ class TestParallelAndNesting:
         assert rec.names == ["par/l1", "par/l2", "par/r1", "par"]
 
     def test_parallel_function_items_are_steps(self, runner):
-        """Each function item of a parallel step starts, completes and is recorded as <step>/<item>."""
+        """Each function item of a parallel step has start and completion events and a record."""
         tries = []
 
         def flaky(ctx):
@@ -202,7 +202,8 @@ class TestParallelAndNesting:
         assert result == {"a": 1, "f": 1, "p": 2}
         assert sorted(rec.names[:2]) == ["par/flaky", "par/plain"]
         assert rec.names[2] == "par"
-        assert started[0] == "par" and sorted(started[1:]) == ["par/flaky", "par/plain"]
+        assert started[0] == "par"
+        assert sorted(started[1:]) == ["par/flaky", "par/plain"]
         by_name = {e.step_name: e for e in rec.events}
         assert (by_name["par/flaky"].output, by_name["par/flaky"].attempt) == ({"f": 1}, 4)
         assert (by_name["par/plain"].output, by_name["par/plain"].attempt) == ({"p": 2}, 1)
