@@ -355,6 +355,7 @@ class TestErrorModes:
         assert result == {"ok": 1, "after": 1}
         assert [(s.name, s.status) for s in result.steps] == [
             ("nest/ok", "completed"),
+            ("nest/bad", "failed"),
             ("nest", "failed"),
             ("after", "completed"),
         ]

@@ -25,7 +25,7 @@ from stepkit.engine._drivers import SyncLoop, adrive, drive
 from stepkit.engine._level import run_level
 from stepkit.engine._position import check_position
 from stepkit.engine._run import Run
-from stepkit.engine._summary import format_summary, summary_logger
+from stepkit.engine._summary import format_summary, quiet_paths, run_status, summary_logger
 from stepkit.errors import (
     CheckpointEncodeError,
     CheckpointExpiredError,
@@ -73,7 +73,8 @@ class Prepared:
     def log_summary(self, status: str) -> None:
         if self.logger is not None:
             run = self.run
-            self.logger.info(format_summary(self.pipeline, run.run_id, status, run.records))
+            summary = format_summary(self.pipeline, run.run_id, status, run.records, run.quiet)
+            self.logger.info(summary)
 
 
 def _combined(
@@ -156,6 +157,8 @@ def _prepare(
     run.last_step = last_step
     gen = run_level(run, run.root, pipeline, "", resume)
     logger = summary_logger(options.get("log", opts.get("log")))
+    if run.debug or logger is not None:
+        run.quiet = quiet_paths(pipeline)
     return Prepared(run, gen, sleep, pipeline.name, logger)
 
 
@@ -275,7 +278,7 @@ def _drive_sync(prepared: Prepared) -> RunResult:
         raise
     finally:
         loop.close()
-        prepared.log_summary(_status_name(status))
+        prepared.log_summary(run_status(status, error))
         if prepared.store is not None:
             drive_store(finish_run(prepared, status, error), prepared.store)
     return _result(prepared, status)
@@ -291,7 +294,7 @@ async def _drive_async(prepared: Prepared) -> RunResult:
         error = exc
         raise
     finally:
-        prepared.log_summary(_status_name(status))
+        prepared.log_summary(run_status(status, error))
         if prepared.store is not None:
             await adrive_store(finish_run(prepared, status, error), prepared.store)
     return _result(prepared, status)
@@ -312,12 +315,6 @@ def finish_run(prepared: Prepared, status: Any, error: BaseException | None) -> 
         if error is None:
             raise
         log.warning("could not record run %s as %s: %s", run_id, outcome, exc)
-
-
-def _status_name(status: Any) -> str:
-    if status is None:
-        return "failed"
-    return "stopped" if status == STOPPED else "completed"
 
 
 def run(pipeline: Pipeline, input: Any, options: Mapping[str, Any]) -> RunResult:

@@ -128,10 +128,10 @@ def run_node(
         if when is not None and when is not True:  # noqa: SIM102 (the yield must stay lazy)
             if when is False or not (yield Call(when, frame.view)):
                 run.records.append((path, "skipped", 0.0, 0, None))
-                if run.debug:
+                if run.debug and path not in run.quiet:
                     log.debug("step %s skipped (when= is false)", path)
                 return DONE
-        if run.debug:
+        if run.debug and path not in run.quiet:
             log.debug("step %s starting", path)
         if run.start_hooks:
             yield StartHooks(run.start_hooks, StepStartEvent(path, frame.view, run.run_id))
@@ -170,6 +170,7 @@ def run_node(
     except StepFailedError as exc:
         # a step inside this container failed; its hooks have been called
         if policy.on_error == "raise":
+            run.records.append((path, "failed", 0.0, exc.attempts, exc))  # the container too
             raise
         return (yield from record_failure(run, frame, node, policy, path, exc, exc.attempts))
 
@@ -223,7 +224,7 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
             raise StepFailure(exc, 1) from exc
         if key is None:
             run.records.append((path, "skipped", 0.0, 0, None))
-            if run.debug:
+            if run.debug and path not in run.quiet:
                 log.debug("branch %s skipped (its selector returned None)", path)
             return DONE
         if not (isinstance(key, str) and node.case(key) is not None):
@@ -290,8 +291,19 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
     if stopped:
         return STOPPED
     if failures:
-        for item_path, exc, _attempts in failures:
-            if not isinstance(exc, StepFailedError) and run.error_hooks:
+        for item_path, exc, attempts in failures:
+            if isinstance(exc, StepFailedError):
+                continue  # a step inside a nested item: logged, recorded and hooked already
+            log.warning(
+                "step %s failed after %d attempt(s) (parallel_mode=%r): %s: %s",
+                item_path,
+                attempts,
+                policy.parallel_mode,
+                type(exc).__name__,
+                exc,
+            )
+            run.records.append((item_path, "failed", 0.0, attempts, exc))
+            if run.error_hooks:
                 yield ErrorHooks(run.error_hooks, item_path, exc)
         if policy.parallel_mode == "all":
             item_path, exc, attempts = failures[0]
@@ -308,9 +320,6 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
                 checkpoint=run.snapshot_now(),
                 run_id=run.run_id,
             ) from exc
-        for item_path, exc, attempts in failures:
-            log.warning("parallel item %s failed (parallel_mode='settled'): %s", item_path, exc)
-            run.records.append((item_path, "failed", 0.0, attempts, exc))
     merged: dict[str, Any] = {}
     removed: list[str] = []
     for state in states:
@@ -336,7 +345,7 @@ def _fn_item(
     path: str,
 ) -> Gen:
     """One function item of a parallel step: a step of its own, named ``<step>/<item>``."""
-    if run.debug:
+    if run.debug and path not in run.quiet:
         log.debug("step %s starting", path)
     if run.start_hooks:
         yield StartHooks(run.start_hooks, StepStartEvent(path, view, run.run_id))

@@ -27,6 +27,7 @@ class Run:
         "handlers",
         "last_step",
         "persister",
+        "quiet",
         "records",
         "root",
         "run_id",
@@ -60,6 +61,8 @@ class Run:
         self.last_step: str | None = None
         self.debug = log.isEnabledFor(logging.DEBUG)  # decided once, not per step
         self.persister: Any = None  # set for durable runs (stores)
+        # step paths left out of debug logs and the summary (log=False); set when logging
+        self.quiet: frozenset[str] = frozenset()
 
     def snapshot(self, step_name: str | None = None) -> str:
         """Encode the current state as a checkpoint string."""

@@ -36,7 +36,7 @@ def complete(
     run.last_step = path
     if run.persister is not None:
         yield _persist(run, frame, path, out, removed)
-    if run.debug:
+    if run.debug and path not in run.quiet:
         log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
     if run.handlers:
         event = StepEvent(path, frame.view, out, duration, attempts, run.run_id, run)
@@ -70,7 +70,7 @@ def complete_item(
     run.last_step = path
     if run.persister is not None:
         yield Persist(run.persister, path, (), ())  # the position carries the output
-    if run.debug:
+    if run.debug and path not in run.quiet:
         log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
     if run.handlers:
         view = MappingProxyType({**before, **state.out})
@@ -110,6 +110,7 @@ def failed(
     if run.error_hooks:
         yield ErrorHooks(run.error_hooks, path, exc)
     if policy.on_error == "raise":
+        run.records.append((path, "failed", 0.0, attempts, exc))  # for the summary
         raise StepFailedError(
             f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
             step_name=path,
