@@ -411,6 +411,87 @@ class TestMergeRules:
             runner.run(p)
 
 
+class TestMergeRulesOfContainers:
+    """merge= on a nested pipeline or a branch applies to the keys its inner steps write."""
+
+    def inner(self) -> Pipeline:
+        return (
+            Pipeline("inner")
+            .step("one", lambda ctx: {"a": ctx["a"] + 10, "new": 1})
+            .step("two", lambda ctx: {"new": ctx["new"] + 1, "seen": ctx["a"]})
+        )
+
+    @pytest.mark.parametrize(
+        ("mode", "expected"),
+        [
+            ("override", {"a": 11, "new": 2, "seen": 11}),
+            ("skip", {"a": 1, "new": 2, "seen": 11}),
+            ("warn", {"a": 11, "new": 2, "seen": 11}),
+        ],
+    )
+    def test_nested(self, runner, mode, expected):
+        """Keys that existed before the container follow its rule; inner steps see their writes."""
+        p = Pipeline("p").step("nest", self.inner(), merge=mode)
+        assert runner.run(p, {"a": 1}) == expected
+
+    def test_error_names_a_key_that_existed_before_the_container(self, runner):
+        """merge='error' fails the container for a key from before it, not for its own keys."""
+        p = Pipeline("p").step("nest", self.inner(), merge="error")
+        with pytest.raises(StepFailedError, match="key 'a'") as info:
+            runner.run(p, {"a": 1})
+        assert info.value.step_name == "nest"
+        assert info.value.context == {"a": 1}
+        # "new" is written twice inside the container: not a collision
+        fine = Pipeline("p").step(
+            "nest",
+            Pipeline("i").step("x", lambda ctx: {"n": 1}).step("y", lambda ctx: {"n": 2}),
+            merge="error",
+        )
+        assert runner.run(fine, {"a": 1}) == {"a": 1, "n": 2}
+
+    def test_warn_logs_the_key(self, runner, caplog):
+        """merge='warn' on a container logs each key from before it that its steps override."""
+        p = Pipeline("p").step("nest", self.inner(), merge="warn")
+        with caplog.at_level(logging.WARNING, logger="stepkit"):
+            runner.run(p, {"a": 1})
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("nest" in m and "'a'" in m for m in messages)
+        assert not any("'new'" in m for m in messages)
+
+    def test_branch(self, runner):
+        """A branch's merge= applies to the chosen case's writes."""
+        p = Pipeline("p").branch(
+            "route", on=lambda ctx: "go", cases={"go": self.inner()}, merge="skip"
+        )
+        assert runner.run(p, {"a": 1}) == {"a": 1, "new": 2, "seen": 11}
+
+    @pytest.mark.parametrize("container", ["nest", "route"])
+    def test_resuming_inside_keeps_the_rule(self, runner, container):
+        """A checkpoint inside such a container resumes with its writes and its rule."""
+        p = (
+            Pipeline("p")
+            .step("nest", self.inner(), merge="skip")
+            .branch("route", on=lambda ctx: "go", cases={"go": self.inner()}, merge="skip")
+            .step("after", lambda ctx: {"after": ctx["a"]})
+        )
+        whole = runner.run(p, {"a": 1})
+        rec = Recorder(stop_at=f"{container}/one" if container == "nest" else "route/go/one")
+        stopped = runner.run(p, {"a": 1}, on_step_complete=rec)
+        assert stopped.status == "stopped"
+        # the checkpoint's context is the one outside the container: "a" is still 1
+        assert decode_checkpoint(stopped.checkpoint).context["a"] == 1
+        assert (
+            runner.resume(p, stopped.checkpoint)
+            == whole
+            == {
+                "a": 1,
+                "new": 2,
+                "seen": 11,
+                "after": 1,
+            }
+        )
+
+
 class TestParallelModes:
     def test_all_fails_on_any_failure(self, runner):
         """parallel_mode='all': one failing item fails the step."""

@@ -161,9 +161,9 @@ def run_node(
         if node.kind == "transform":
             return (yield from _transform(run, frame, node, policy, path))
         if node.kind == "branch":
-            return (yield from _branch(run, frame, node, path, resume))
+            return (yield from _branch(run, frame, node, policy, path, resume))
         if len(items) == 1:
-            return (yield from _nested(run, frame, node, path, resume))
+            return (yield from _nested(run, frame, node, policy, path, resume))
         return (yield from _parallel(run, frame, node, policy, path, resume))
     except StepFailure as failure:
         return (yield from failed(run, frame, node, policy, path, failure.exc, failure.attempts))
@@ -198,20 +198,65 @@ def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) ->
     return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts, removed))
 
 
-def _nested(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
+def _inner_frame(frame: Frame, policy: Policy, resume: Any) -> Frame:
+    """The frame a nested pipeline or branch case runs in.
+
+    Under ``merge="override"`` (the default) it shares its container's
+    context. Under another rule it runs on its own copy, like a parallel item,
+    so that what its steps wrote can be merged under the rule when it ends;
+    a position inside it carries those writes (``"set"``, ``"del"``).
+    """
+    changed = {} if resume is None else resume.get("set", {})
+    removed = () if resume is None else resume.get("del", ())
+    if policy.merge == "override":
+        # (writes saved while the step had another merge= rule land in the context itself)
+        _apply_writes(frame.ctx, frame.written, changed, removed)
+        return Frame(frame.ctx, frame.view, frame.written)
+    inner = Frame(dict(frame.ctx), written=set())
+    _apply_writes(inner.ctx, inner.written, changed, removed)
+    return inner
+
+
+def _apply_writes(
+    ctx: dict[str, Any], written: set[str] | None, changed: Mapping[str, Any], removed: Any
+) -> None:
+    ctx.update(changed)
+    if written is not None:
+        written.update(changed)
+    for key in removed:
+        ctx.pop(key, None)
+
+
+def _close_container(
+    run: Run, frame: Frame, inner: Frame, node: Node, policy: Policy, path: str, t0: float
+) -> Gen:
+    """Complete a nested pipeline or branch; merge its writes if it ran on its own copy."""
+    if inner.ctx is frame.ctx:
+        return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+    out, removed = item_output(inner, frame.ctx)
+    merge(frame.ctx, out, policy, path)  # judged against the context before the container
+    for key in removed:
+        frame.ctx.pop(key, None)
+    if frame.written is not None:
+        frame.written.update(out)
+    duration = _clock() - t0
+    return (yield from complete(run, frame, node.name, path, out, duration, 1, tuple(removed)))
+
+
+def _nested(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any) -> Gen:
     item = node.items[0]
     assert isinstance(item, PipeItem)
-    inner = Frame(frame.ctx, frame.view, frame.written)
+    inner = _inner_frame(frame, policy, resume)
     frame.child = ("nest", node.name, inner)
     t0 = _clock()
     inner_resume = None if resume is None else resume.get("in")
     status = yield from run_level(run, inner, item.pipeline, path + "/", inner_resume)
     if status == STOPPED:
         return STOPPED
-    return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+    return (yield from _close_container(run, frame, inner, node, policy, path, t0))
 
 
-def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
+def _branch(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any) -> Gen:
     t0 = _clock()
     if resume is not None:
         key, case_resume = resume["case"], resume.get("in")
@@ -241,12 +286,12 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
             key = "default"
     target = node.case(key)
     assert target is not None
-    inner = Frame(frame.ctx, frame.view, frame.written)
+    inner = _inner_frame(frame, policy, resume)
     frame.child = ("case", node.name, key, inner)
     status = yield from run_level(run, inner, target, f"{path}/{key}/", case_resume)
     if status == STOPPED:
         return STOPPED
-    return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+    return (yield from _close_container(run, frame, inner, node, policy, path, t0))
 
 
 def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any) -> Gen:

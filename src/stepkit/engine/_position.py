@@ -66,9 +66,11 @@ def position_of(frame: Frame) -> Any:
         return None if frame.done is None else {"done": frame.done}
     kind = child[0]
     if kind == "nest":
-        return {"at": child[1], "in": position_of(child[2])}
+        pos = {"at": child[1], "in": position_of(child[2])}
+        return _with_writes(pos, child[2], frame)
     if kind == "case":
-        return {"at": child[1], "case": child[2], "in": position_of(child[3])}
+        pos = {"at": child[1], "case": child[2], "in": position_of(child[3])}
+        return _with_writes(pos, child[3], frame)
     _, name, states, parent = child
     items: list[Any] = []
     for state in states:
@@ -81,6 +83,14 @@ def position_of(frame: Frame) -> Any:
         else:
             items.append(None)
     return {"at": name, "items": items}
+
+
+def _with_writes(pos: dict[str, Any], inner: Frame, frame: Frame) -> dict[str, Any]:
+    """A container that runs on its own copy (merge= other than override) carries its writes."""
+    if inner.ctx is not frame.ctx:
+        changed, removed = item_output(inner, frame.ctx)
+        pos["set"], pos["del"] = changed, removed
+    return pos
 
 
 def check_position(pipeline: Pipeline, pos: Any) -> None:
@@ -111,6 +121,8 @@ def _check(pipeline: Pipeline, pos: Any, prefix: str, root: Pipeline) -> None:
     if "done" in pos:
         return
     path = prefix + name + "/"
+    if not _writes_ok(pos):
+        raise InvalidCheckpointError(f"malformed resume position at {prefix + name!r}")
     if node.kind == "branch":
         key = pos.get("case")
         target = node.case(key) if isinstance(key, str) else None
@@ -142,16 +154,21 @@ def _str_keys(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and k != "$t" for k in value)
 
 
+def _writes_ok(saved: dict[str, Any]) -> bool:
+    """Whether the optional ``"set"`` and ``"del"`` of a position are well formed."""
+    if "set" in saved and not _str_keys(saved["set"]):
+        return False
+    removed = saved.get("del", [])
+    return isinstance(removed, list) and all(isinstance(k, str) for k in removed)
+
+
 def _check_item(item: FnItem | PipeItem, saved: Any, path: str, root: Pipeline) -> None:
     if saved is None:
         return
     bad = InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
     if not isinstance(saved, dict):
         raise bad
-    if any(key in saved and not _str_keys(saved[key]) for key in ("out", "set")):
-        raise bad
-    removed = saved.get("del", [])
-    if not isinstance(removed, list) or not all(isinstance(k, str) for k in removed):
+    if ("out" in saved and not _str_keys(saved["out"])) or not _writes_ok(saved):
         raise bad
     if "out" not in saved:
         if isinstance(item, FnItem):
