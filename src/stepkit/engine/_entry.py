@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from stepkit.checkpoints._document import Meta, decode_with_keys, encode_checkpoint
 from stepkit.checkpoints._encode import encode_context, to_json
 from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
-from stepkit.checkpoints._migrations import migrate_context, rename_position, rename_step
+from stepkit.checkpoints._migrations import migrate_context, rename_step
 from stepkit.durable._store_calls import StoreGen, adrive_store, drive_store
 from stepkit.engine._commands import STOPPED, Gen
 from stepkit.engine._drivers import SyncLoop, adrive, drive
 from stepkit.engine._level import run_level
-from stepkit.engine._position import check_position
+from stepkit.engine._position import check_position, from_tree, rename_position
 from stepkit.engine._run import Run
 from stepkit.engine._summary import format_summary, quiet_paths, run_status, summary_logger
 from stepkit.errors import (
@@ -229,7 +229,7 @@ def prepare_resume(
 ) -> Prepared:
     """Upgrade a saved state to the current pipeline (renames, migrations), check it, prepare."""
     opts = pipeline.options
-    position, step, ctx = saved.position, saved.step_name, saved.context
+    position, step, ctx = from_tree(saved.position), saved.step_name, saved.context
     renamed = opts.get("renamed")
     if renamed:
         position, step = rename_position(position, renamed), rename_step(step, renamed)

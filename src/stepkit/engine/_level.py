@@ -24,7 +24,16 @@ from stepkit.engine._commands import (
     Parallel,
     StartHooks,
 )
-from stepkit.engine._position import Frame, ItemState, item_output
+from stepkit.engine._frames import Frame, ItemState, item_output
+from stepkit.engine._position import (
+    Done,
+    InCase,
+    InNested,
+    InParallel,
+    ItemDone,
+    ItemRunning,
+    Position,
+)
 from stepkit.engine._run import Run, StepFailure, log
 from stepkit.engine._step import complete, complete_item, failed, record_failure
 from stepkit.errors import PipelineAbortedError, StepFailedError
@@ -37,7 +46,9 @@ if TYPE_CHECKING:
 __all__ = ["Run", "run_level"]
 
 
-def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Any = None) -> Gen:
+def run_level(
+    run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Position | None = None
+) -> Gen:
     """Run the nodes of one pipeline level; return DONE or STOPPED.
 
     ``resume`` is a position checked by :func:`check_position` beforehand.
@@ -45,9 +56,9 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
     nodes, policies = pipeline.nodes, pipeline.policies()
     start = 0
     if resume is not None:
-        name = resume.get("done", resume.get("at"))
+        name = resume.name
         start = next(i for i, n in enumerate(nodes) if n.name == name)
-        if "done" in resume:
+        if type(resume) is Done:
             frame.done = name
         else:
             status = yield from run_node(run, frame, nodes[start], policies[start], prefix, resume)
@@ -111,7 +122,7 @@ def run_node(
     node: Node,
     policy: Policy,
     prefix: str,
-    resume: Any = None,
+    resume: Position | None = None,
     plain_error: Exception | None = None,
 ) -> Gen:
     """Run one node (from its start, or ``resume`` inside it); return a level outcome.
@@ -161,9 +172,12 @@ def run_node(
         if node.kind == "transform":
             return (yield from _transform(run, frame, node, policy, path))
         if node.kind == "branch":
+            assert resume is None or type(resume) is InCase
             return (yield from _branch(run, frame, node, policy, path, resume))
         if len(items) == 1:
+            assert resume is None or type(resume) is InNested
             return (yield from _nested(run, frame, node, policy, path, resume))
+        assert resume is None or type(resume) is InParallel
         return (yield from _parallel(run, frame, node, policy, path, resume))
     except StepFailure as failure:
         return (yield from failed(run, frame, node, policy, path, failure.exc, failure.attempts))
@@ -198,7 +212,7 @@ def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) ->
     return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts, removed))
 
 
-def _inner_frame(frame: Frame, policy: Policy, resume: Any) -> Frame:
+def _inner_frame(frame: Frame, policy: Policy, resume: InNested | InCase | None) -> Frame:
     """The frame a nested pipeline or branch case runs in.
 
     Under ``merge="override"`` (the default) it shares its container's
@@ -206,8 +220,9 @@ def _inner_frame(frame: Frame, policy: Policy, resume: Any) -> Frame:
     so that what its steps wrote can be merged under the rule when it ends;
     a position inside it carries those writes (``"set"``, ``"del"``).
     """
-    changed = {} if resume is None else resume.get("set", {})
-    removed = () if resume is None else resume.get("del", ())
+    writes = None if resume is None else resume.writes
+    changed = {} if writes is None else writes.changed
+    removed = () if writes is None else writes.removed
     if policy.merge == "override":
         # (writes saved while the step had another merge= rule land in the context itself)
         _apply_writes(frame.ctx, frame.written, changed, removed)
@@ -243,23 +258,27 @@ def _close_container(
     return (yield from complete(run, frame, node.name, path, out, duration, 1, tuple(removed)))
 
 
-def _nested(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any) -> Gen:
+def _nested(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: InNested | None
+) -> Gen:
     item = node.items[0]
     assert isinstance(item, PipeItem)
     inner = _inner_frame(frame, policy, resume)
     frame.child = ("nest", node.name, inner)
     t0 = _clock()
-    inner_resume = None if resume is None else resume.get("in")
+    inner_resume = None if resume is None else resume.inner
     status = yield from run_level(run, inner, item.pipeline, path + "/", inner_resume)
     if status == STOPPED:
         return STOPPED
     return (yield from _close_container(run, frame, inner, node, policy, path, t0))
 
 
-def _branch(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any) -> Gen:
+def _branch(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: InCase | None
+) -> Gen:
     t0 = _clock()
     if resume is not None:
-        key, case_resume = resume["case"], resume.get("in")
+        key, case_resume = resume.case, resume.inner
     else:
         case_resume = None
         try:
@@ -294,30 +313,30 @@ def _branch(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resum
     return (yield from _close_container(run, frame, inner, node, policy, path, t0))
 
 
-def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any) -> Gen:
+def _parallel(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: InParallel | None
+) -> Gen:
     t0 = _clock()
     parent = frame.ctx
     states = [ItemState() for _ in node.items]
-    saved_items = resume["items"] if resume is not None else [None] * len(node.items)
+    saved_items = resume.items if resume is not None else (None,) * len(node.items)
     started: list[tuple[str, ItemState]] = []
     gens: list[Gen] = []
     for item, state, saved in zip(node.items, states, saved_items, strict=False):
-        if saved is not None and "out" in saved:
-            state.out, state.removed = dict(saved["out"]), list(saved.get("del", ()))
+        if type(saved) is ItemDone:
+            state.out, state.removed = dict(saved.out), list(saved.removed)
             continue
         if isinstance(item, FnItem):
             item_path = f"{path}/{item.name}"
             gens.append(_fn_item(run, state, item.fn, frame.view, policy, item_path))
         else:
             item_path = path
-            ctx = dict(parent)
+            state.frame = Frame(dict(parent), written=set())
             item_resume = None
-            if saved is not None:
-                ctx.update(saved.get("set", {}))
-                for key in saved.get("del", ()):
-                    ctx.pop(key, None)
-                item_resume = saved.get("in")
-            state.frame = Frame(ctx, written=set(saved.get("set", ())) if saved else set())
+            if type(saved) is ItemRunning:
+                writes = saved.writes
+                _apply_writes(state.frame.ctx, state.frame.written, writes.changed, writes.removed)
+                item_resume = saved.inner
             gens.append(_pipe_item(run, state, item.pipeline, parent, path + "/", item_resume))
         started.append((item_path, state))
     frame.child = ("par", node.name, states, parent)
@@ -407,7 +426,7 @@ def _pipe_item(
     pipeline: Pipeline,
     parent: dict[str, Any],
     prefix: str,
-    resume: Any,
+    resume: Position | None,
 ) -> Gen:
     assert state.frame is not None
     status = yield from run_level(run, state.frame, pipeline, prefix, resume)

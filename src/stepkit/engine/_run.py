@@ -9,7 +9,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from stepkit.engine._position import Frame, position_of
+from stepkit.engine._frames import Frame
+from stepkit.engine._position import position_tree
 from stepkit.events import RecordTuple
 
 log = logging.getLogger("stepkit")
@@ -66,11 +67,11 @@ class Run:
 
     def snapshot(self, step_name: str | None = None) -> str:
         """Encode the current state as a checkpoint string."""
-        return self.encoder(position_of(self.root), step_name or self.last_step, self.ctx)
+        return self.encoder(position_tree(self.root), step_name or self.last_step, self.ctx)
 
     def snapshot_now(self) -> Callable[[], str]:
         """A thunk for the checkpoint of the state as it is now (for errors)."""
-        pos, step, ctx = position_of(self.root), self.last_step, dict(self.ctx)
+        pos, step, ctx = position_tree(self.root), self.last_step, dict(self.ctx)
         return lambda: self.encoder(pos, step, ctx)
 
     def stop(self, step_name: str) -> None:

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stepkit.engine._commands import DONE, ENDED, STOPPED, Emit, ErrorHooks, Gen, Persist
-from stepkit.engine._position import Frame, ItemState
+from stepkit.engine._frames import Frame, ItemState
 from stepkit.engine._run import Run, log
 from stepkit.errors import StepFailedError
 from stepkit.events import StepEvent
