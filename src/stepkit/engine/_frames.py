@@ -5,9 +5,13 @@ The resume position (:mod:`stepkit.engine._position`) is read off these frames.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stepkit.engine._position import InCase, InNested
+    from stepkit.pipeline._plan import Policy
 
 
 class Frame:
@@ -49,3 +53,37 @@ def item_output(frame: Frame, parent: Mapping[str, Any]) -> tuple[dict[str, Any]
     ctx = frame.ctx
     written = frame.written or ()
     return {k: ctx[k] for k in written if k in ctx}, [k for k in parent if k not in ctx]
+
+
+def container_frame(frame: Frame, policy: Policy, resume: InNested | InCase | None) -> Frame:
+    """The frame a nested pipeline or branch case runs in.
+
+    Under ``merge="override"`` (the default) it shares its container's
+    context. Under another rule it runs on its own copy, like a parallel item,
+    so that what its steps wrote can be merged under the rule when it ends;
+    a position inside it carries those writes (``"set"``, ``"del"``).
+    """
+    writes = None if resume is None else resume.writes
+    changed = {} if writes is None else writes.changed
+    removed = () if writes is None else writes.removed
+    if policy.merge == "override":
+        # (writes saved while the step had another merge= rule land in the context itself)
+        apply_writes(frame.ctx, frame.written, changed, removed)
+        return Frame(frame.ctx, frame.view, frame.written)
+    inner = Frame(dict(frame.ctx), written=set())
+    apply_writes(inner.ctx, inner.written, changed, removed)
+    return inner
+
+
+def apply_writes(
+    ctx: dict[str, Any],
+    written: set[str] | None,
+    changed: Mapping[str, Any],
+    removed: Iterable[str],
+) -> None:
+    """Replay saved writes (a position's ``set``/``del``) onto a context."""
+    ctx.update(changed)
+    if written is not None:
+        written.update(changed)
+    for key in removed:
+        ctx.pop(key, None)

@@ -24,7 +24,7 @@ from stepkit.engine._commands import (
     Parallel,
     StartHooks,
 )
-from stepkit.engine._frames import Frame, ItemState, item_output
+from stepkit.engine._frames import Frame, ItemState, apply_writes, container_frame, item_output
 from stepkit.engine._position import (
     Done,
     InCase,
@@ -35,7 +35,13 @@ from stepkit.engine._position import (
     Position,
 )
 from stepkit.engine._run import Run, StepFailure, log
-from stepkit.engine._step import complete, complete_item, failed, record_failure
+from stepkit.engine._step import (
+    complete,
+    complete_container,
+    complete_item,
+    failed,
+    record_failure,
+)
 from stepkit.errors import PipelineAbortedError, StepFailedError
 from stepkit.events import StepStartEvent
 from stepkit.pipeline._plan import FnItem, Node, PipeItem, Policy
@@ -212,65 +218,19 @@ def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) ->
     return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts, removed))
 
 
-def _inner_frame(frame: Frame, policy: Policy, resume: InNested | InCase | None) -> Frame:
-    """The frame a nested pipeline or branch case runs in.
-
-    Under ``merge="override"`` (the default) it shares its container's
-    context. Under another rule it runs on its own copy, like a parallel item,
-    so that what its steps wrote can be merged under the rule when it ends;
-    a position inside it carries those writes (``"set"``, ``"del"``).
-    """
-    writes = None if resume is None else resume.writes
-    changed = {} if writes is None else writes.changed
-    removed = () if writes is None else writes.removed
-    if policy.merge == "override":
-        # (writes saved while the step had another merge= rule land in the context itself)
-        _apply_writes(frame.ctx, frame.written, changed, removed)
-        return Frame(frame.ctx, frame.view, frame.written)
-    inner = Frame(dict(frame.ctx), written=set())
-    _apply_writes(inner.ctx, inner.written, changed, removed)
-    return inner
-
-
-def _apply_writes(
-    ctx: dict[str, Any], written: set[str] | None, changed: Mapping[str, Any], removed: Any
-) -> None:
-    ctx.update(changed)
-    if written is not None:
-        written.update(changed)
-    for key in removed:
-        ctx.pop(key, None)
-
-
-def _close_container(
-    run: Run, frame: Frame, inner: Frame, node: Node, policy: Policy, path: str, t0: float
-) -> Gen:
-    """Complete a nested pipeline or branch; merge its writes if it ran on its own copy."""
-    if inner.ctx is frame.ctx:
-        return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
-    out, removed = item_output(inner, frame.ctx)
-    merge(frame.ctx, out, policy, path)  # judged against the context before the container
-    for key in removed:
-        frame.ctx.pop(key, None)
-    if frame.written is not None:
-        frame.written.update(out)
-    duration = _clock() - t0
-    return (yield from complete(run, frame, node.name, path, out, duration, 1, tuple(removed)))
-
-
 def _nested(
     run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: InNested | None
 ) -> Gen:
     item = node.items[0]
     assert isinstance(item, PipeItem)
-    inner = _inner_frame(frame, policy, resume)
+    inner = container_frame(frame, policy, resume)
     frame.child = ("nest", node.name, inner)
     t0 = _clock()
     inner_resume = None if resume is None else resume.inner
     status = yield from run_level(run, inner, item.pipeline, path + "/", inner_resume)
     if status == STOPPED:
         return STOPPED
-    return (yield from _close_container(run, frame, inner, node, policy, path, t0))
+    return (yield from complete_container(run, frame, inner, node, policy, path, t0))
 
 
 def _branch(
@@ -305,12 +265,12 @@ def _branch(
             key = "default"
     target = node.case(key)
     assert target is not None
-    inner = _inner_frame(frame, policy, resume)
+    inner = container_frame(frame, policy, resume)
     frame.child = ("case", node.name, key, inner)
     status = yield from run_level(run, inner, target, f"{path}/{key}/", case_resume)
     if status == STOPPED:
         return STOPPED
-    return (yield from _close_container(run, frame, inner, node, policy, path, t0))
+    return (yield from complete_container(run, frame, inner, node, policy, path, t0))
 
 
 def _parallel(
@@ -335,7 +295,7 @@ def _parallel(
             item_resume = None
             if type(saved) is ItemRunning:
                 writes = saved.writes
-                _apply_writes(state.frame.ctx, state.frame.written, writes.changed, writes.removed)
+                apply_writes(state.frame.ctx, state.frame.written, writes.changed, writes.removed)
                 item_resume = saved.inner
             gens.append(_pipe_item(run, state, item.pipeline, parent, path + "/", item_resume))
         started.append((item_path, state))

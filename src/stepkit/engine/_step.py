@@ -6,17 +6,19 @@ Generators like the engine's: they yield commands and never perform them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from time import perf_counter as _clock
 from types import MappingProxyType
 from typing import Any
 
+from stepkit.engine._attempts import merge
 from stepkit.engine._commands import DONE, ENDED, STOPPED, Emit, ErrorHooks, Gen, Persist
-from stepkit.engine._frames import Frame, ItemState
+from stepkit.engine._frames import Frame, ItemState, item_output
 from stepkit.engine._run import Run, log
 from stepkit.errors import StepFailedError
 from stepkit.events import StepEvent
 from stepkit.pipeline._plan import Node, Policy
 
-__all__ = ["complete", "complete_item", "failed", "record_failure"]
+__all__ = ["complete", "complete_container", "complete_item", "failed", "record_failure"]
 
 
 def complete(
@@ -82,6 +84,26 @@ def complete_item(
         if run.stopped:
             return STOPPED
     return DONE
+
+
+def complete_container(
+    run: Run, frame: Frame, inner: Frame, node: Node, policy: Policy, path: str, t0: float
+) -> Gen:
+    """Complete a nested pipeline or branch; merge its writes if it ran on its own copy.
+
+    The container's merge= rule is judged against the context as it was when
+    the container started (which its own copy left untouched).
+    """
+    if inner.ctx is frame.ctx:
+        return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+    out, removed = item_output(inner, frame.ctx)
+    merge(frame.ctx, out, policy, path)
+    for key in removed:
+        frame.ctx.pop(key, None)
+    if frame.written is not None:
+        frame.written.update(out)
+    duration = _clock() - t0
+    return (yield from complete(run, frame, node.name, path, out, duration, 1, tuple(removed)))
 
 
 def _persist(run: Run, frame: Frame, path: str, out: Any, removed: tuple[str, ...]) -> Persist:
