@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from stepkit.checkpoints._encode import dumps, encode_context, to_json
-from stepkit.engine._position import position_of
+from stepkit.engine._position import position_tree
 from stepkit.engine._run import Run
 from stepkit.stores import RunRecord, VersionRecord
 from stepkit.stores._base import BaseStore
@@ -68,7 +68,7 @@ class Persister:
         if root.child is None and root.done is not None:  # the common case, without a tree walk
             position = '{"done":' + dumps(root.done) + "}"
         else:
-            position = dumps(to_json(position_of(root), path="position"))
+            position = dumps(to_json(position_tree(root), path="position"))
         return self._version(step_name, changes, removed, position)
 
     def override(
