@@ -23,7 +23,7 @@ class Frame:
         self,
         ctx: dict[str, Any],
         view: Mapping[str, Any] | None = None,
-        written: set[str] | None = None,
+        written: dict[str, Any] | None = None,
     ) -> None:
         self.ctx = ctx
         self.view: Mapping[str, Any] = MappingProxyType(ctx) if view is None else view
@@ -70,14 +70,14 @@ def container_frame(frame: Frame, policy: Policy, resume: InNested | InCase | No
         # (writes saved while the step had another merge= rule land in the context itself)
         apply_writes(frame.ctx, frame.written, changed, removed)
         return Frame(frame.ctx, frame.view, frame.written)
-    inner = Frame(dict(frame.ctx), written=set())
+    inner = Frame(dict(frame.ctx), written={})
     apply_writes(inner.ctx, inner.written, changed, removed)
     return inner
 
 
 def apply_writes(
     ctx: dict[str, Any],
-    written: set[str] | None,
+    written: dict[str, Any] | None,
     changed: Mapping[str, Any],
     removed: Iterable[str],
 ) -> None:

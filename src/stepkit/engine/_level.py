@@ -291,7 +291,7 @@ def _parallel(
             gens.append(_fn_item(run, state, item.fn, frame.view, policy, item_path))
         else:
             item_path = path
-            state.frame = Frame(dict(parent), written=set())
+            state.frame = Frame(dict(parent), written={})
             item_resume = None
             if type(saved) is ItemRunning:
                 writes = saved.writes
