@@ -36,8 +36,11 @@ from stepkit.stores._records import (
 from stepkit.stores._sqlite_sql import (
     APPEND,
     CHAIN,
+    GET_RUN,
     HISTORY_COLUMNS,
+    LATEST,
     RUN_COLUMNS,
+    RUN_SELECT,
     SCHEMA,
     VERSION_FIELDS,
     is_busy,
@@ -202,9 +205,7 @@ class SQLiteStore(BaseStore):
 
     @staticmethod
     def _row(db: sqlite3.Connection, run_id: str) -> RunRecord | None:
-        row = db.execute(
-            f"SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
+        row = db.execute(GET_RUN, (run_id,)).fetchone()
         return None if row is None else run_row(row)
 
     @staticmethod
@@ -244,12 +245,13 @@ class SQLiteStore(BaseStore):
                 self._insert_version(db, version)
             # The write lock is held, so the compare-and-set below always matches; it
             # spells out the condition a store without one (PostgreSQL) would rely on.
+            # The row stores the run as it stands (its version may be behind: see APPEND).
             updated = db.execute(
                 "UPDATE stepkit_runs SET status = :status, version = :version, "
                 "step_name = :step_name, error = :error, updated_at = :updated_at, "
                 "owner = :owner, lease_until = :lease_until "
-                "WHERE run_id = :run_id AND version = :was_version AND owner IS :was_owner",
-                {**run_to_json(new), "was_version": record.version, "was_owner": record.owner},
+                "WHERE run_id = :run_id AND status = :was_status AND owner IS :was_owner",
+                {**run_to_json(new), "was_status": record.status, "was_owner": record.owner},
             ).rowcount
             if updated != 1:
                 raise RunConflictError(f"run {run_id!r} changed concurrently", run_id=run_id)
