@@ -90,10 +90,34 @@ class BaseStore(SyncBase):
         return await self._acall(self.append, version, owner=owner, lease=lease)
 
     async def asave_step(
-        self, version: VersionRecord, owner: str, lease: float | None = None
+        self,
+        run_id: str,
+        version: int,
+        parent: int | None,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+        created_at: float,
+        owner: str,
+        lease: float | None,
     ) -> None:
         """Async :meth:`save_step`."""
-        return await self._acall(self.save_step, version, owner, lease)
+        return await self._acall(
+            self.save_step,
+            run_id,
+            version,
+            parent,
+            step_name,
+            changes,
+            removed,
+            position,
+            snapshot,
+            created_at,
+            owner,
+            lease,
+        )
 
     async def afinish(
         self, run_id: str, *, owner: str, status: RunStatus, error: str | None = None

@@ -260,36 +260,63 @@ class SQLiteStore(BaseStore):
         return self._transaction(body)
 
     def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
-        """One conditional INSERT, committed on its own (see ``APPEND``)."""
         v = version
+        self._append_step(
+            v.run_id,
+            v.version,
+            v.parent,
+            v.step_name,
+            v.changes,
+            v.removed,
+            v.position,
+            v.snapshot,
+            v.created_at,
+            owner,
+            lease,
+            v.kind,
+        )
 
-        def execute(db: sqlite3.Connection) -> int:
-            now = self._clock()
-            params = (
-                v.run_id,
-                v.version,
-                v.parent,
-                v.step_name,
-                v.changes,
-                json.dumps(v.removed) if v.removed else "[]",
-                v.position,
-                v.snapshot,
-                v.created_at,
-                now,
-                None if lease is None else now + lease,
-                owner,
-                v.kind,
-            )
-            return int(db.execute(APPEND, params).rowcount)
+    def _append_step(
+        self,
+        run_id: str,
+        version: int,
+        parent: int | None,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+        created_at: float,
+        owner: str,
+        lease: float | None,
+        kind: str = "step",
+    ) -> None:
+        """One conditional INSERT, committed on its own (see ``APPEND``)."""
+        now = self._clock()
+        params = (
+            run_id,
+            version,
+            parent,
+            step_name,
+            changes,
+            json.dumps(removed) if removed else "[]",
+            position,
+            snapshot,
+            created_at,
+            now,
+            None if lease is None else now + lease,
+            owner,
+            kind,
+        )
 
         def attempt() -> int:
             with self._connection() as db:
-                return execute(db)
+                return int(db.execute(APPEND, params).rowcount)
 
         handle: _Handle | None = getattr(self._local, "handle", None)
         try:  # the common case first: this thread's open connection, no retry machinery
             if handle is not None and self._shared_lock is None and self._pid == os.getpid():
-                inserted = execute(handle.db)
+                inserted = handle.db.execute(APPEND, params).rowcount
             else:
                 inserted = attempt()
         except sqlite3.Error as exc:
@@ -298,11 +325,14 @@ class SQLiteStore(BaseStore):
             inserted = self._retry(attempt)
         if inserted == 1:
             return
-        record = self._get(v.run_id)  # say precisely why, with the shared rule
+        record = self._get(run_id)  # say precisely why, with the shared rule
         if record is None:
-            raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
+            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+        v = VersionRecord(
+            run_id, version, parent, step_name, changes, removed, position, snapshot, created_at
+        )
         _transitions.append(record, self._clock(), version=v, owner=owner, lease=lease)
-        raise RunConflictError(f"run {v.run_id!r} changed concurrently", run_id=v.run_id)
+        raise RunConflictError(f"run {run_id!r} changed concurrently", run_id=run_id)
 
     def _get(self, run_id: str) -> RunRecord | None:
         def body(db: sqlite3.Connection) -> RunRecord | None:

@@ -102,6 +102,25 @@ class SyncBase:
         change = functools.partial(_transitions.append, version=version, owner=owner, lease=lease)
         self._update(version.run_id, change, version)
 
+    def _append_step(
+        self,
+        run_id: str,
+        version: int,
+        parent: int | None,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+        created_at: float,
+        owner: str,
+        lease: float | None,
+    ) -> None:
+        record = VersionRecord(
+            run_id, version, parent, step_name, changes, removed, position, snapshot, created_at
+        )
+        self._append(record, owner, lease)
+
     def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
         target = target_version(self._get(run_id), run_id, upto)
         return walk_chain(functools.partial(self._version, run_id), run_id, target)
@@ -200,14 +219,46 @@ class SyncBase:
         with self._guard("append"):
             self._append(version, owner, lease)
 
-    def save_step(self, version: VersionRecord, owner: str, lease: float | None = None) -> None:
-        """:meth:`append` for records stepkit built itself: the same, minus re-validation.
+    def save_step(
+        self,
+        run_id: str,
+        version: int,
+        parent: int | None,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+        created_at: float,
+        owner: str,
+        lease: float | None,
+    ) -> None:
+        """:meth:`append` of a step's version that stepkit built itself (``kind="step"``).
 
-        The durable-run engine calls this once per step; it is not part of the
+        The durable-run engine calls this once per persisted step with the fields
+        it made (so no record is built nor re-validated); it is not part of the
         :class:`Store` protocol (other stores get :meth:`append`).
         """
-        with self._guard("append"):
-            self._append(version, owner, lease)
+        if self._closed:
+            raise StoreError(f"{type(self).__name__} is closed")
+        try:
+            self._append_step(
+                run_id,
+                version,
+                parent,
+                step_name,
+                changes,
+                removed,
+                position,
+                snapshot,
+                created_at,
+                owner,
+                lease,
+            )
+        except StepkitError:
+            raise
+        except self._backend_errors as exc:
+            raise StoreError(f"{type(self).__name__}.append() failed: {exc}") from exc
 
     def finish(
         self, run_id: str, *, owner: str, status: RunStatus, error: str | None = None
