@@ -37,6 +37,7 @@ from stepkit.engine._entry import (
 from stepkit.errors import CheckpointEncodeError, InvalidArgumentError, RunConflictError
 from stepkit.events import RunResult
 from stepkit.stores import is_store
+from stepkit.stores._base import BaseStore
 
 if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
@@ -266,6 +267,7 @@ def _resume_conversation(
         expect_version=expect_version,
         version=options.get("version"),
         fork=fork,
+        at_once=isinstance(store, BaseStore),
     )
     if not claimed and not fork:
         return _stored_result(pipeline, state)

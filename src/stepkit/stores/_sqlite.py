@@ -49,6 +49,7 @@ from stepkit.stores._sqlite_sql import (
     run_row,
     version_row,
 )
+from stepkit.stores._sync_base import Loaded
 from stepkit.stores._transitions import PurgeRule
 
 __all__ = ["SQLiteStore"]
@@ -233,29 +234,55 @@ class SQLiteStore(BaseStore):
 
         self._transaction(body)
 
+    def _change_row(
+        self,
+        db: sqlite3.Connection,
+        run_id: str,
+        change: Change,
+        version: VersionRecord | None = None,
+    ) -> RunRecord:
+        """Inside a write transaction: apply ``change`` to the run, store it (and ``version``)."""
+        record = self._row(db, run_id)
+        if record is None:
+            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+        new = change(record, self._clock())
+        if version is not None:
+            self._insert_version(db, version)
+        # The write lock is held, so the compare-and-set below always matches; it
+        # spells out the condition a store without one (PostgreSQL) would rely on.
+        # The row stores the run as it stands (its version may be behind: see APPEND).
+        updated = db.execute(
+            "UPDATE stepkit_runs SET status = :status, version = :version, "
+            "step_name = :step_name, error = :error, updated_at = :updated_at, "
+            "owner = :owner, lease_until = :lease_until "
+            "WHERE run_id = :run_id AND status = :was_status AND owner IS :was_owner",
+            {**run_to_json(new), "was_status": record.status, "was_owner": record.owner},
+        ).rowcount
+        if updated != 1:
+            raise RunConflictError(f"run {run_id!r} changed concurrently", run_id=run_id)
+        return new
+
     def _update(
         self, run_id: str, change: Change, version: VersionRecord | None = None
     ) -> RunRecord:
-        def body(db: sqlite3.Connection) -> RunRecord:
-            record = self._row(db, run_id)
-            if record is None:
-                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-            new = change(record, self._clock())
-            if version is not None:
-                self._insert_version(db, version)
-            # The write lock is held, so the compare-and-set below always matches; it
-            # spells out the condition a store without one (PostgreSQL) would rely on.
-            # The row stores the run as it stands (its version may be behind: see APPEND).
-            updated = db.execute(
-                "UPDATE stepkit_runs SET status = :status, version = :version, "
-                "step_name = :step_name, error = :error, updated_at = :updated_at, "
-                "owner = :owner, lease_until = :lease_until "
-                "WHERE run_id = :run_id AND status = :was_status AND owner IS :was_owner",
-                {**run_to_json(new), "was_status": record.status, "was_owner": record.owner},
-            ).rowcount
-            if updated != 1:
-                raise RunConflictError(f"run {run_id!r} changed concurrently", run_id=run_id)
-            return new
+        return self._transaction(lambda db: self._change_row(db, run_id, change, version))
+
+    def _claim_and_load(
+        self,
+        run_id: str,
+        change: Change,
+        upto: int | None,
+        seen: builtins.list[RunRecord],
+        owner: str,
+    ) -> Loaded:
+        """Claim and read the chain in ONE transaction: if the read fails, no claim was made."""
+
+        def body(db: sqlite3.Connection) -> Loaded:
+            claimed = self._change_row(db, run_id, change)
+            target = target_version(claimed, run_id, upto)
+            rows = db.execute(CHAIN, (run_id, target))
+            chain = [version_row(row, checked=False) for row in rows]
+            return seen[-1], claimed, checked_chain(run_id, target, chain)
 
         return self._transaction(body)
 
@@ -372,13 +399,16 @@ class SQLiteStore(BaseStore):
             # Candidates through the indexes; the rule itself decides (one source of truth).
             expired_before = now if rule.expired else float("-inf")
             stale_before = float("-inf") if rule.older_than is None else now - rule.older_than
+            # Running runs are read as they stand (advanced by their latest version:
+            # its lease and update time), never from their possibly older rows.
             rows = db.execute(
-                f"SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ? "
+                f"SELECT {RUN_COLUMNS} FROM stepkit_runs "
+                "WHERE expires_at < ? AND status != 'running' "
                 f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs "
                 "WHERE updated_at < ? AND status != 'running' "  # the partial index
-                f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs "
-                "WHERE status = 'running' AND updated_at < ?",
-                (expired_before, stale_before, stale_before),
+                f"UNION SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST} "
+                "WHERE r.status = 'running') WHERE expires_at < ? OR updated_at < ?",
+                (expired_before, stale_before, expired_before, stale_before),
             ).fetchall()
             doomed = [(r.run_id,) for r in map(run_row, rows) if rule.matches(r, now)]
             db.executemany("DELETE FROM stepkit_versions WHERE run_id = ?", doomed)
@@ -390,10 +420,11 @@ class SQLiteStore(BaseStore):
     def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
         def body(db: sqlite3.Connection) -> tuple[int, builtins.list[VersionRecord]]:
             target = target_version(self._row(db, run_id), run_id, upto)
-            return target, [version_row(row) for row in db.execute(CHAIN, (run_id, target))]
+            rows = db.execute(CHAIN, (run_id, target))
+            return target, [version_row(row, checked=False) for row in rows]
 
         target, chain = self._transaction(body, write=False)
-        return checked_chain(run_id, target, chain)
+        return checked_chain(run_id, target, chain)  # checks every version once
 
     def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
         def body(db: sqlite3.Connection) -> builtins.list[VersionRecord] | None:

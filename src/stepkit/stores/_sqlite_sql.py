@@ -180,7 +180,8 @@ def run_row(row: tuple[Any, ...]) -> RunRecord:
     return record
 
 
-def version_row(row: tuple[Any, ...]) -> VersionRecord:
+def version_row(row: tuple[Any, ...], *, checked: bool = True) -> VersionRecord:
+    """A version read back; ``checked=False`` when the caller checks it (``checked_chain``)."""
     run_id, version, parent, step_name, changes, removed, position, snapshot, created, kind = row
     try:
         names = json.loads(removed)
@@ -191,6 +192,8 @@ def version_row(row: tuple[Any, ...]) -> VersionRecord:
     record = VersionRecord(
         run_id, version, parent, step_name, changes, tuple(names), position, snapshot, created, kind
     )
+    if not checked:
+        return record
     problem = version_problem(record)
     if problem is not None:
         raise StoreError(f"corrupt row in stepkit_versions: {problem}")

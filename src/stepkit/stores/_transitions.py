@@ -106,6 +106,26 @@ def claim(
     )
 
 
+def undo_claim(record: RunRecord, now: float, *, before: RunRecord, owner: str) -> RunRecord:
+    """Return ``record``, claimed by ``owner`` from ``before`` and not used, as ``before`` was.
+
+    Only while ``owner`` still holds it and nothing was appended since.
+    """
+    lost = _lost_claim(record, owner)
+    if lost is not None:
+        raise lost
+    if record.version != before.version:
+        raise RunConflictError(f"run {record.run_id!r} moved on since", run_id=record.run_id)
+    return dataclasses.replace(
+        record,
+        status=before.status,
+        error=before.error,
+        owner=before.owner,
+        lease_until=before.lease_until,
+        updated_at=before.updated_at,
+    )
+
+
 def _lost_claim(record: RunRecord, owner: str) -> RunConflictError | None:
     if record.status != "running" or record.owner != owner:
         holder = "nobody" if record.owner is None else "another owner"
