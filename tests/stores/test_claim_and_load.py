@@ -178,3 +178,38 @@ def test_sqlite_a_saved_step_writes_only_its_version_row(tmp_path: Path) -> None
             clock.now,
             clock.now + 30,
         )
+
+
+OLD_TRIGGER = """
+CREATE TRIGGER stepkit_versions_advance AFTER INSERT ON stepkit_versions
+WHEN NEW.saved_at IS NOT NULL BEGIN
+    UPDATE stepkit_runs SET version = NEW.version, step_name = NEW.step_name,
+        updated_at = NEW.saved_at, lease_until = COALESCE(NEW.renew_lease, lease_until)
+    WHERE run_id = NEW.run_id;
+END
+"""
+
+
+def test_sqlite_opening_drops_the_old_trigger_and_keeps_the_runs(tmp_path: Path) -> None:
+    """A database whose run rows were advanced by a trigger opens without it, same runs."""
+    clock = FakeClock()
+    path = tmp_path / "runs.db"
+    with SQLiteStore(path, clock=clock) as store:
+        store.create(
+            run(now=clock.now, status="running", version=1, owner="w1"),
+            version(1, snapshot={"k1": 1}),
+        )
+    db = sqlite3.connect(path)
+    db.execute(OLD_TRIGGER)
+    db.commit()
+    db.close()
+    with SQLiteStore(path, clock=clock) as store:
+        clock.advance(1)
+        store.append(version(2), owner="w1", lease=10)
+        db = sqlite3.connect(path)
+        triggers = db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        db.close()
+        assert triggers == []
+        record = store.get("run-1")
+        assert (record.version, record.lease_until) == (2, clock.now + 10)
+        assert [v.version for v in store.versions("run-1")] == [1, 2]
