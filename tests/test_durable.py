@@ -381,7 +381,7 @@ class Delegating:
 
 class TestProtocolOnlyStores:
     def test_resume_through_the_protocol(self, runner, tmp_path):
-        """A store outside BaseStore resumes exactly once, override kept, with get/claim/versions."""
+        """A store outside BaseStore resumes once, keeping the override (get, claim, versions)."""
         store = Delegating(SQLiteStore(tmp_path / "runs.db"))
         send = Sent()
         start_paused(runner, store, send=send)
