@@ -234,13 +234,16 @@ def per_step(folder: Path, synchronous: str, repeat: int) -> dict[str, list[floa
     """Per round: step times, the persisting cost and its ratios to the floors (see report)."""
     path = folder / f"steps-{synchronous}.db"
     store = SQLiteStore(path, synchronous=synchronous)  # type: ignore[arg-type]
-    pipeline = linear(LENGTH)
+    pipeline, longer = linear(LENGTH), linear(2 * LENGTH)
     runs = 10
     s = rounds(
         {
             # the run's create and finish (two more commits) are shared among its steps
             "durable": (lambda: pipeline.run(CONTEXT, store=store), runs),
             "plain": (lambda: pipeline.run(CONTEXT), runs),
+            # twice as long: the difference is the marginal cost of LENGTH steps
+            "durable x2": (lambda: longer.run(CONTEXT, store=store), runs),
+            "plain x2": (lambda: longer.run(CONTEXT), runs),
             "append": (store_append(store), runs * LENGTH),
             "sql": (store_sql(store, path, synchronous), runs * LENGTH),
             "bare": (bare_insert(folder / f"bare-{synchronous}.db", synchronous), runs * LENGTH),
@@ -253,10 +256,19 @@ def per_step(folder: Path, synchronous: str, repeat: int) -> dict[str, list[floa
     s["persisting"] = [d - p for d, p in zip(s["durable"], s["plain"], strict=True)]
     s["ratio"] = [p / b for p, b in zip(s["persisting"], s["bare"], strict=True)]
     s["sql ratio"] = [q / b for q, b in zip(s["sql"], s["bare"], strict=True)]
-    # CPU time: the durable step's, minus the plain step's and the store's SQL statement's
+    # CPU time of one more persisted step (runs of 2 x LENGTH against runs of LENGTH, so
+    # that the run's own create and finish cancel out), minus a plain step's and the
+    # store's SQL statement's
     s["python"] = [
-        (d - p) / LENGTH - q
-        for d, p, q in zip(s["durable cpu"], s["plain cpu"], s["sql cpu"], strict=True)
+        ((d2 - d) - (p2 - p)) / LENGTH - q
+        for d, d2, p, p2, q in zip(
+            s["durable cpu"],
+            s["durable x2 cpu"],
+            s["plain cpu"],
+            s["plain x2 cpu"],
+            s["sql cpu"],
+            strict=True,
+        )
     ]
     return s
 
@@ -386,8 +398,9 @@ def durable_report(folder: Path, repeat: int) -> list[str]:
         "the row a step writes into a table of the same schema, then `COMMIT`, on a plain "
         "`sqlite3` connection with the same `journal_mode` and `synchronous`. *SQL*: the "
         "statement a step runs (the compare-and-set insert) from a plain connection; "
-        "*Python* = persisting - SQL, in CPU time of the process (`time.process_time`, "
-        "steadier than wall time on a shared machine). Median of "
+        "*Python*: the CPU time (`time.process_time`, steadier than wall time on a shared "
+        "machine) of one more persisted step (runs twice as long against these, so the "
+        "run's create and finish cancel out) minus a plain step's and the SQL's. Median of "
         f"{repeat} interleaved rounds, (min-max) in brackets; ratios are taken within a round.",
         "",
         "| synchronous | step, no store (us) | persisting (us) | floor (us) | "
