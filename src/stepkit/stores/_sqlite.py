@@ -38,9 +38,8 @@ from stepkit.stores._sqlite_sql import (
     CHAIN,
     GET_RUN,
     HISTORY_COLUMNS,
-    LATEST,
+    PURGE_CANDIDATES,
     RUN_COLUMNS,
-    RUN_SELECT,
     SCHEMA,
     VERSION_FIELDS,
     is_busy,
@@ -399,17 +398,7 @@ class SQLiteStore(BaseStore):
             # Candidates through the indexes; the rule itself decides (one source of truth).
             expired_before = now if rule.expired else float("-inf")
             stale_before = float("-inf") if rule.older_than is None else now - rule.older_than
-            # Running runs are read as they stand (advanced by their latest version:
-            # its lease and update time), never from their possibly older rows.
-            rows = db.execute(
-                f"SELECT {RUN_COLUMNS} FROM stepkit_runs "
-                "WHERE expires_at < ? AND status != 'running' "
-                f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs "
-                "WHERE updated_at < ? AND status != 'running' "  # the partial index
-                f"UNION SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST} "
-                "WHERE r.status = 'running') WHERE expires_at < ? OR updated_at < ?",
-                (expired_before, stale_before, expired_before, stale_before),
-            ).fetchall()
+            rows = db.execute(PURGE_CANDIDATES, (expired_before, stale_before)).fetchall()
             doomed = [(r.run_id,) for r in map(run_row, rows) if rule.matches(r, now)]
             db.executemany("DELETE FROM stepkit_versions WHERE run_id = ?", doomed)
             db.executemany("DELETE FROM stepkit_runs WHERE run_id = ?", doomed)

@@ -93,6 +93,15 @@ WHERE EXISTS (SELECT 1 FROM stepkit_runs AS r
     AND max(r.version, COALESCE(
         (SELECT max(version) FROM stepkit_versions WHERE run_id = ?1), 0)) = ?2 - 1)
 """
+# purge(): the candidates, through the indexes (the rule itself decides). Running runs
+# are read as they stand (advanced by their latest version: its lease and update time),
+# never from their possibly older rows.
+PURGE_CANDIDATES = f"""
+SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ?1 AND status != 'running'
+UNION SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE updated_at < ?2 AND status != 'running'
+UNION SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST} WHERE r.status = 'running')
+    WHERE expires_at < ?1 OR updated_at < ?2
+"""
 VERSION_FIELDS = (
     "run_id",
     "version",

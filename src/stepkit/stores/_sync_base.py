@@ -50,36 +50,6 @@ Change = Callable[[RunRecord, float], RunRecord]
 Loaded = tuple[RunRecord, RunRecord, builtins.list[VersionRecord]]
 
 
-def _claim_change(
-    run_id: str,
-    owner: str,
-    lease: float | None,
-    recover: bool,
-    expect_version: int | None,
-    dead_owner: str | None,
-) -> Callable[[RunRecord, float], RunRecord]:
-    """The claim :meth:`SyncBase.claim` applies, its arguments checked."""
-    check_id(run_id, "run_id")
-    check_id(owner, "owner")
-    check_seconds(lease, "lease", allow_zero=False)
-    check_version_number(expect_version, "expect_version", 0)
-    if dead_owner is not None:
-        check_id(dead_owner, "dead_owner")
-        if not recover:
-            raise InvalidArgumentError(
-                "dead_owner= names a process that is gone, for a recovery: "
-                "pass recover=True with it"
-            )
-    return functools.partial(
-        _transitions.claim,
-        owner=owner,
-        lease=lease,
-        recover=bool(recover),
-        expect_version=expect_version,
-        dead_owner=dead_owner,
-    )
-
-
 class SyncBase:
     """The primitives a backend implements and the sync store API built on them.
 
@@ -208,7 +178,9 @@ class SyncBase:
         dead_owner: str | None = None,
     ) -> RunRecord:
         """See :meth:`Store.claim`."""
-        change = _claim_change(run_id, owner, lease, recover, expect_version, dead_owner)
+        change = _transitions.claim_change(
+            run_id, owner, lease, recover, expect_version, dead_owner
+        )
         with self._guard("claim"):
             return self._update(run_id, change)
 
@@ -232,7 +204,7 @@ class SyncBase:
         in one transaction (``_claim_and_load``; SQLiteStore does). Used by
         ``resume``; not part of the :class:`Store` protocol.
         """
-        claim = _claim_change(run_id, owner, lease, recover, None, dead_owner)
+        claim = _transitions.claim_change(run_id, owner, lease, recover, None, dead_owner)
         seen: builtins.list[RunRecord] = []
 
         def change(record: RunRecord, now: float) -> RunRecord:
