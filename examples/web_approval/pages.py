@@ -79,8 +79,8 @@ def _decide_form(action: str, hidden: dict[str, Any]) -> str:
     )
     return f"""<form method="post" action="{escape(action)}/approve" class="decide">{fields}
   <input name="approver" placeholder="Your name" required maxlength="80" aria-label="Your name">
-  <button type="submit" class="approve" value="approve">Approve and send</button>
-  <button type="submit" formaction="{escape(action)}/reject" value="reject">Reject</button>
+  <button type="submit" class="approve">Approve and send</button>
+  <button type="submit" formaction="{escape(action)}/reject">Reject</button>
 </form>"""
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, Response
@@ -49,7 +50,8 @@ def assert_redirected_after_post(response: Response | None, path: str) -> None:
     answer = post.response()
     assert answer is not None
     assert answer.status == 303
-    assert response.url.split("://", 1)[1].partition("/")[2].startswith(path.lstrip("/"))
+    url = urlsplit(response.url)
+    assert f"{url.path}?{url.query}".startswith(path)
 
 
 def decide(page: Page, run_id: str, approver: str, button: str) -> Response | None:
