@@ -40,6 +40,7 @@ from stepkit.engine._step import (
     complete_container,
     complete_item,
     failed,
+    failure_message,
     record_failure,
 )
 from stepkit.errors import PipelineAbortedError, StepFailedError
@@ -205,7 +206,8 @@ def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) ->
             TypeError(
                 f"transform {path!r} returned {type(out).__name__}; a transform must "
                 "return the whole new context as a mapping (use .step() to return "
-                "only the changes)"
+                "only the changes"
+                + ("; return {} to clear the context on purpose)" if out is None else ")")
             ),
             attempts,
         )
@@ -336,8 +338,7 @@ def _parallel(
                 exc._set_checkpoint(run.snapshot_now())
                 raise exc
             raise StepFailedError(
-                f"step {item_path!r} failed after {attempts} attempt(s): "
-                f"{type(exc).__name__}: {exc}",
+                failure_message(item_path, attempts, exc),
                 step_name=item_path,
                 attempts=attempts,
                 context=parent,

@@ -134,7 +134,7 @@ def failed(
     if policy.on_error == "raise":
         run.records.append((path, "failed", 0.0, attempts, exc))  # for the summary
         raise StepFailedError(
-            f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
+            failure_message(path, attempts, exc),
             step_name=path,
             attempts=attempts,
             context=frame.ctx,
@@ -142,6 +142,17 @@ def failed(
             run_id=run.run_id,
         ) from exc
     return (yield from record_failure(run, frame, node, policy, path, exc, attempts))
+
+
+def failure_message(path: str, attempts: int, exc: BaseException) -> str:
+    """What a :class:`StepFailedError` says: the step, its attempts, the cause, and a hint."""
+    message = f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}"
+    if isinstance(exc, TypeError) and "'mappingproxy' object does not support item" in str(exc):
+        message += (
+            " (the context a step receives is read-only: return the changes instead, "
+            "e.g. `return {'key': value}`)"
+        )
+    return message
 
 
 def record_failure(
