@@ -106,6 +106,7 @@ def test_store_public_surface() -> None:
         "RunRecord",
         "RunStatus",
         "SQLiteStore",
+        "SignalRecord",
         "Store",
         "VersionKind",
         "VersionRecord",
