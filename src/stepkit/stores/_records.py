@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+builtins_list = list
+
 from stepkit._checks import check_count, check_id, check_seconds
 from stepkit.errors import InvalidArgumentError, StoreError
 
@@ -32,6 +34,8 @@ __all__ = [
     "run_from_json",
     "run_problem",
     "run_to_json",
+    "signals_from_json",
+    "signals_to_json",
     "version_problem",
 ]
 
@@ -305,6 +309,33 @@ def rebuild(versions: Sequence[VersionRecord]) -> tuple[dict[str, Any], VersionR
 
 
 _RUN_FIELDS = tuple(field.name for field in fields(RunRecord))
+
+
+_SIGNAL_FIELDS = tuple(field.name for field in fields(SignalRecord))
+
+
+def signals_to_json(messages: Sequence[SignalRecord]) -> str:
+    """The JSON text of a mailbox (used by file-like backends)."""
+    return json.dumps([{n: getattr(m, n) for n in _SIGNAL_FIELDS} for m in messages])
+
+
+def signals_from_json(text: str | bytes, where: str) -> builtins_list[SignalRecord]:
+    """Parse :func:`signals_to_json` output read from storage; bad data is a StoreError."""
+    try:
+        items = json.loads(text)
+        found = [SignalRecord(**{n: item[n] for n in _SIGNAL_FIELDS}) for item in items]
+    except (ValueError, RecursionError, KeyError, TypeError) as exc:
+        raise StoreError(f"corrupt signal mailbox in {where}") from exc
+    for i, m in enumerate(found, 1):
+        if (
+            m.seq != i
+            or not isinstance(m.signal, str)
+            or not isinstance(m.data, str)
+            or not _optional(_is_str, m.idempotency_key)
+            or not _is_time(m.created_at)
+        ):
+            raise StoreError(f"corrupt signal mailbox in {where}: message {i}")
+    return found
 
 
 def run_to_json(record: RunRecord) -> dict[str, Any]:

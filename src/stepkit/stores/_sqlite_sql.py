@@ -11,13 +11,18 @@ from stepkit.errors import StoreError
 from stepkit.stores._records import RunRecord, VersionRecord, run_problem, version_problem
 
 #: Columns added since the first schema, as (table, column, definition): see ``migrate``.
-ADDED_COLUMNS = (("stepkit_versions", "kind", "TEXT NOT NULL DEFAULT 'step'"),)
+ADDED_COLUMNS = (
+    ("stepkit_versions", "kind", "TEXT NOT NULL DEFAULT 'step'"),
+    ("stepkit_runs", "wake_at", "REAL"),
+    ("stepkit_runs", "waiting_for", "TEXT"),
+)
 SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS stepkit_runs (
     run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
     version INTEGER NOT NULL, step_name TEXT, error TEXT, created_at REAL NOT NULL,
-    updated_at REAL NOT NULL, expires_at REAL, owner TEXT, lease_until REAL, meta TEXT NOT NULL
+    updated_at REAL NOT NULL, expires_at REAL, owner TEXT, lease_until REAL, meta TEXT NOT NULL,
+    wake_at REAL, waiting_for TEXT
 )
 """,
     """
@@ -71,10 +76,50 @@ SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13
 WHERE EXISTS (SELECT 1 FROM stepkit_runs
     WHERE run_id = ?1 AND owner = ?12 AND version = ?2 - 1 AND status = 'running')
 """
+# Made after ``migrate`` (they index columns an older database gains there).
+WAKE_SCHEMA = (
+    # the signal mailbox of workflow runs: messages are never changed nor consumed here
+    """
+CREATE TABLE IF NOT EXISTS stepkit_signals (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, signal TEXT NOT NULL, data TEXT NOT NULL,
+    idempotency_key TEXT, created_at REAL NOT NULL, PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID
+""",
+    """
+CREATE UNIQUE INDEX IF NOT EXISTS stepkit_signals_key ON stepkit_signals (run_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL
+""",
+    # due(): suspended runs by wake time; partial, so running runs never touch it
+    """
+CREATE INDEX IF NOT EXISTS stepkit_runs_due ON stepkit_runs (wake_at)
+    WHERE status IN ('sleeping', 'waiting') AND wake_at IS NOT NULL
+""",
+    # waiting(): who waits on a signal name
+    """
+CREATE INDEX IF NOT EXISTS stepkit_runs_waiting ON stepkit_runs (waiting_for)
+    WHERE status = 'waiting'
+""",
+)
 RUN_COLUMNS = (
     "run_id, pipeline, status, version, step_name, error, created_at, updated_at, "
-    "expires_at, owner, lease_until, meta"
+    "expires_at, owner, lease_until, meta, wake_at, waiting_for"
 )
+DUE = f"""
+SELECT * FROM (SELECT {RUN_COLUMNS} FROM stepkit_runs
+    WHERE status IN ('sleeping', 'waiting') AND wake_at IS NOT NULL AND wake_at <= ?1
+    ORDER BY wake_at LIMIT ?2)
+UNION ALL
+SELECT * FROM (SELECT {RUN_COLUMNS} FROM stepkit_runs
+    WHERE status = 'running' AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2)
+"""
+# Exact names through the index; runs waiting on several names (one per line) by a scan
+# of the waiting runs whose waiting_for holds a newline.
+WAITING = f"""
+SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE status = 'waiting' AND (waiting_for = ?1
+    OR (instr(waiting_for, char(10)) > 0
+        AND instr(char(10) || waiting_for || char(10), char(10) || ?1 || char(10)) > 0))
+ORDER BY created_at, rowid LIMIT ?2
+"""
 VERSION_FIELDS = (
     "run_id",
     "version",
@@ -151,7 +196,7 @@ def migrate(db: sqlite3.Connection) -> None:
 
 
 def run_row(row: tuple[Any, ...]) -> RunRecord:
-    record = RunRecord(*row[:12])  # list() rows end with the rowid
+    record = RunRecord(*row[:14])  # list() rows end with the rowid
     problem = run_problem(record)
     if problem is not None:
         raise StoreError(f"corrupt row in stepkit_runs: {problem}")
