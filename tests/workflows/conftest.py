@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from stepkit.errors import NestedStepError
 from stepkit.testing import FakeClock
 from stepkit.workflows import Client, FileSystemDriver, InMemoryDriver, SQLiteDriver
 from stepkit.workflows._perform import Ready
@@ -30,6 +31,8 @@ class _Awaitify:
         def call(*args: Any, **kwargs: Any) -> Ready:
             try:
                 return Ready(op(*args, **kwargs), None)
+            except NestedStepError:
+                raise  # refused at call time, inside a step body
             except Exception as exc:
                 return Ready(None, exc)
 

@@ -226,7 +226,7 @@ class Replay:
         if record is not None:
             if "value" in record:
                 return decoded(record["value"], key)
-            if "error" in record:
+            if "retry" not in record:
                 raise _failed(key, record, self.run_id)
             self._new()
             if self.clock() < record["at"]:
