@@ -101,9 +101,13 @@ def test_workflows_surface():
     import stepkit.workflows as wf
 
     assert list(wf.__all__) == sorted(wf.__all__)
-    assert {"Client", "InMemoryDriver", "FileSystemDriver", "SQLiteDriver", "WorkflowHandle"} <= set(
-        wf.__all__
-    )
+    assert {
+        "Client",
+        "InMemoryDriver",
+        "FileSystemDriver",
+        "SQLiteDriver",
+        "WorkflowHandle",
+    } <= set(wf.__all__)
     for name in wf.__all__:
         assert getattr(wf, name) is not None
     assert wf.WorkflowDeterminismError is stepkit.WorkflowDeterminismError

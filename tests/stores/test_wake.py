@@ -1,4 +1,4 @@
-"""The store primitives of workflow runs: suspend, due, claim(due=True), mailbox, cancel — every backend."""
+"""Store primitives of workflow runs: suspend, due, claim(due=True), mailbox, cancel."""
 
 from __future__ import annotations
 

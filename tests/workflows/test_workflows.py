@@ -310,7 +310,8 @@ def test_a_step_inserted_between_recorded_ones_simply_runs(
         a = await step.run("a", lambda: calls.update(["a"]) or 1)
         extra = await step.run("new", lambda: calls.update(["new"]) or 9)
         await step.sleep("s", 5)
-        assert ctx.definition_changed and ctx.version == "2"
+        assert ctx.definition_changed
+        assert ctx.version == "2"
         return [a, extra, await step.run("b", lambda: calls.update(["b"]) or 2)]
 
     wrap = (lambda f: f) if flavor == "async" else as_def
@@ -366,7 +367,9 @@ def test_nested_steps_are_refused(client: Client, register: Any) -> None:
     assert issubclass(NestedStepError, Exception)
 
 
-def test_now_uuid_and_idempotency_keys_are_stable(client: Client, register: Any, clock: Any) -> None:
+def test_now_uuid_and_idempotency_keys_are_stable(
+    client: Client, register: Any, clock: Any
+) -> None:
     """now()/uuid() are memoized, and ctx.idempotency_key is the same on every replay."""
     seen: list[Any] = []
 

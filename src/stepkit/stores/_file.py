@@ -26,8 +26,8 @@ from contextlib import contextmanager, suppress
 from stepkit.errors import RunConflictError, RunNotFoundError, StoreError
 from stepkit.stores._base import BaseStore, Change
 from stepkit.stores._records import (
-    SignalRecord,
     RunRecord,
+    SignalRecord,
     VersionRecord,
     load_object,
     run_from_json,

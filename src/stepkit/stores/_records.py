@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-builtins_list = list
-
 from stepkit._checks import check_count, check_id, check_seconds
 from stepkit.errors import InvalidArgumentError, StoreError
+
+builtins_list = list
 
 __all__ = [
     "RUN_STATUSES",

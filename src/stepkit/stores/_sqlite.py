@@ -37,9 +37,9 @@ from stepkit.stores._records import (
 from stepkit.stores._sqlite_sql import (
     APPEND,
     CHAIN,
+    DUE,
     HISTORY_COLUMNS,
     RUN_COLUMNS,
-    DUE,
     SCHEMA,
     VERSION_FIELDS,
     WAITING,
@@ -322,10 +322,13 @@ class SQLiteStore(BaseStore):
             record = self._row(db, run_id)
             if record is None:
                 raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-            if key is not None and db.execute(
-                "SELECT 1 FROM stepkit_signals WHERE run_id = ? AND idempotency_key = ?",
-                (run_id, key),
-            ).fetchone():
+            if (
+                key is not None
+                and db.execute(
+                    "SELECT 1 FROM stepkit_signals WHERE run_id = ? AND idempotency_key = ?",
+                    (run_id, key),
+                ).fetchone()
+            ):
                 return None
             now = self._clock()
             new = change(record, now)

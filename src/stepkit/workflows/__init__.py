@@ -1,4 +1,4 @@
-"""Durable workflows: imperative code whose steps are memoized per run, that sleeps and waits durably.
+"""Durable workflows: imperative code with steps memoized per run, durable sleeps and waits.
 
 >>> from stepkit.workflows import Client, InMemoryDriver
 >>> client = Client(driver=InMemoryDriver())

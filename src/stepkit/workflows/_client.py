@@ -131,9 +131,11 @@ class Client:
         return self._workflows.get(workflow_id)
 
     def _resolve(self, workflow: Any) -> Workflow[Any]:
-        flow = self._workflows.get(workflow if isinstance(workflow, str) else workflow.id) if (
-            isinstance(workflow, str | Workflow)
-        ) else None
+        flow = (
+            self._workflows.get(workflow if isinstance(workflow, str) else workflow.id)
+            if (isinstance(workflow, str | Workflow))
+            else None
+        )
         if flow is None:
             raise InvalidArgumentError(
                 f"{workflow!r} is not a workflow of this client: register it with "

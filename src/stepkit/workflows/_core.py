@@ -346,7 +346,11 @@ class Replay:
         if message is not None:
             outcome = load_json(message.data, f"outcome of child {child_id!r}")
             if "value" in outcome:
-                yield (PERSIST, key, {"kind": "invoke", "child": child_id, "value": outcome["value"]})
+                yield (
+                    PERSIST,
+                    key,
+                    {"kind": "invoke", "child": child_id, "value": outcome["value"]},
+                )
                 return decoded(outcome["value"], key)
             failure = {"kind": "invoke", "child": child_id, "error": outcome.get("error", {})}
             yield (PERSIST, key, failure)
@@ -373,7 +377,9 @@ class Replay:
             return decoded(record["value"], key)
         self._new()
         value: Any = (
-            datetime.fromtimestamp(self.clock(), timezone.utc) if kind == "now" else uuid_module.uuid4()
+            datetime.fromtimestamp(self.clock(), timezone.utc)
+            if kind == "now"
+            else uuid_module.uuid4()
         )
         encoded = to_json(value)
         yield (PERSIST, key, {"kind": kind, "value": encoded})

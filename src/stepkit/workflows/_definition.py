@@ -18,7 +18,7 @@ Hooks = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 
 
 def hooks_of(start: Any, complete: Any, error: Any) -> Hooks:
-    """Normalise ``on_step_start``/``on_step_complete``/``on_error`` (a callable, a list or None)."""
+    """Normalise on_step_start, on_step_complete, on_error (a callable, a list or None)."""
 
     def many(value: Any, name: str) -> tuple[Any, ...]:
         if value is None:
@@ -64,7 +64,9 @@ class Workflow(Generic[R]):
         self.fn = fn
         self.id = check_id(id, "id")
         if self.id.startswith("stepkit:") or "/" in self.id:
-            raise InvalidArgumentError(f"id= must not contain '/' nor start with 'stepkit:': {id!r}")
+            raise InvalidArgumentError(
+                f"id= must not contain '/' nor start with 'stepkit:': {id!r}"
+            )
         if not isinstance(version, str) or not version:
             raise InvalidArgumentError(f"version= must be a non-empty str, got {version!r}")
         self.version = version
@@ -109,7 +111,7 @@ class Workflow(Generic[R]):
 
 
 def _next_version(version: str, migrations: Mapping[str, Any], current: str) -> str:
-    """Migrations are keyed by the version they upgrade from; the next is the next key, or current."""
+    """Migrations are keyed by the version they upgrade from: the next key, or the current one."""
     keys = sorted(migrations, key=_version_key)
     later = [k for k in keys if _version_key(k) > _version_key(version)]
     return later[0] if later else current

@@ -1,4 +1,4 @@
-"""Drivers: where a client keeps its runs, as the §3 stores (memory, files, SQLite, or any store)."""
+"""Drivers: where a client keeps its runs, as §3 stores (memory, files, SQLite, any store)."""
 
 from __future__ import annotations
 

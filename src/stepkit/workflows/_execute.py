@@ -92,17 +92,21 @@ def lifecycle(
         signals=signals,
         clock=client.clock,
         policy=workflow.policy,
-        hooks=hooks,  # type: ignore[arg-type]
+        hooks=hooks,
         deadline=deadline,
     )
     core.lost = None
     started = str(meta.get("version", workflow.version))
     try:
         if resumed:
-            yield ("append", (_marker(core, "resume", {"kind": "resume"}, client.clock()),), {
-                "owner": owner,
-                "lease": lease,
-            })
+            yield (
+                "append",
+                (_marker(core, "resume", {"kind": "resume"}, client.clock()),),
+                {
+                    "owner": owner,
+                    "lease": lease,
+                },
+            )
         while True:
             data = None if core.input_json is None else from_json(core.input_json)
             if started != workflow.version:
@@ -127,8 +131,12 @@ def lifecycle(
                 yield (
                     "finish",
                     (run_id,),
-                    {"owner": owner, "status": status, "wake_at": core.wake_at,
-                     "waiting_for": waiting_for},
+                    {
+                        "owner": owner,
+                        "status": status,
+                        "wake_at": core.wake_at,
+                        "waiting_for": waiting_for,
+                    },
                 )
                 log.info("workflow run %s is %s (wakes at %s)", run_id, status, core.wake_at)
                 return status
@@ -204,7 +212,10 @@ async def _body_async(
     outcome: tuple[str, Any]
     try:
         try:
-            outcome = "ok", await workflow.fn(ctx, AsyncStep(core, workflow, client, performer.start))
+            outcome = (
+                "ok",
+                await workflow.fn(ctx, AsyncStep(core, workflow, client, performer.start)),
+            )
         except Abandon:
             outcome = "abandon", None
         except Suspend:

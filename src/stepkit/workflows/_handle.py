@@ -108,7 +108,7 @@ class WorkflowHandle:
         return f"WorkflowHandle({self.run_id!r})"
 
     def status(self) -> RunRecord:
-        """The run's record (``status``: running, sleeping, waiting, completed, failed, cancelled)."""
+        """The run's record; status: running, sleeping, waiting, completed, failed, cancelled."""
         record = self._client.store.get(self.run_id)
         if record is None:
             raise RunNotFoundError(f"no run {self.run_id!r}", run_id=self.run_id)

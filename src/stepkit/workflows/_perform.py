@@ -10,6 +10,7 @@ writes nothing more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -127,10 +128,8 @@ class SyncPerformer(_Performer):
             return None
         if op == CHILD:
             record, first = self.create_child(*command[1:])
-            try:
+            with contextlib.suppress(RunConflictError):  # created before a crash: same child
                 self.store.create(record, first)
-            except RunConflictError:
-                pass  # created before a crash: the same child, never a second one
             return None
         if op == HOOK:
             for handler in command[1]:
@@ -221,10 +220,8 @@ class AsyncPerformer(_Performer):
             return None
         if op == CHILD:
             record, first = self.create_child(*command[1:])
-            try:
+            with contextlib.suppress(RunConflictError):
                 await self.store.acreate(record, first)
-            except RunConflictError:
-                pass
             return None
         if op == HOOK:
             for handler in command[1]:

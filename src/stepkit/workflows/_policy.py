@@ -27,7 +27,7 @@ class StepPolicy:
 
 def check_retry_delay(value: object) -> RetryDelay:
     if value is None or callable(value):
-        return value  # type: ignore[return-value]
+        return value
     check_seconds(value, "retry_delay", allow_zero=True)
     return float(value)  # type: ignore[arg-type]
 
@@ -42,7 +42,7 @@ def check_retry_on(value: object) -> RetryOn:
     ):
         return value
     if callable(value):
-        return value  # type: ignore[return-value]
+        return value
     raise InvalidArgumentError(
         "retry_on= must be an exception type, a tuple of them, or a callable(exc) -> bool, "
         f"got {value!r}"

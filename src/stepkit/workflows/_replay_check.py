@@ -37,7 +37,9 @@ def check_replay(workflow: Any, store_or_driver: Any, run_id: str) -> None:
         signals = store.signals(run_id)
     except NotImplementedError:
         signals = []
-    core = Replay(run_id=run_id, versions=versions, signals=signals, clock=lambda: float("inf"), dry=True)
+    core = Replay(
+        run_id=run_id, versions=versions, signals=signals, clock=lambda: float("inf"), dry=True
+    )
     core.lost = None
     try:
         meta = json.loads(record.meta) if record is not None else {}

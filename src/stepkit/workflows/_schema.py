@@ -13,10 +13,11 @@ def check_schema(schema: Any, name: str) -> Any:
     """A schema is ``None``, an object with ``model_validate`` (pydantic) or a callable."""
     from stepkit.errors import InvalidArgumentError
 
-    if schema is not None and not (callable(getattr(schema, "model_validate", None)) or callable(schema)):
+    if schema is not None and not (
+        callable(getattr(schema, "model_validate", None)) or callable(schema)
+    ):
         raise InvalidArgumentError(
-            f"{name}= must be a callable validator or an object with model_validate, "
-            f"got {schema!r}"
+            f"{name}= must be a callable validator or an object with model_validate, got {schema!r}"
         )
     return schema
 

@@ -1,4 +1,4 @@
-"""``step``: the ops a workflow function calls, as plain calls (``Step``) or awaitables (``AsyncStep``).
+"""``step``: the ops a workflow calls, as plain calls (``Step``) or awaitables (``AsyncStep``).
 
 Both take the op's identity and ask the replay core at call time; they differ
 only in how the commands of a new op are performed (:mod:`stepkit.workflows._perform`).
@@ -36,7 +36,9 @@ def optional_seconds(value: object, name: str) -> float | None:
 def check_signal(signal: object) -> str:
     name = check_id(signal, "signal")
     if name.startswith(INTERNAL):
-        raise InvalidArgumentError(f"signal names starting with {INTERNAL!r} are reserved: {name!r}")
+        raise InvalidArgumentError(
+            f"signal names starting with {INTERNAL!r} are reserved: {name!r}"
+        )
     return name
 
 
@@ -61,7 +63,9 @@ class _Ops:
         core = self._core
         key, record = core.begin(step_id, "run")
         if not callable(fn):
-            raise InvalidArgumentError(f"step.run({step_id!r}, fn): fn must be callable, got {fn!r}")
+            raise InvalidArgumentError(
+                f"step.run({step_id!r}, fn): fn must be callable, got {fn!r}"
+            )
         policy = step_policy(core.policy, retries, retry_delay, retry_on, timeout)
         return core.run(key, record, fn, args, policy)
 
@@ -139,13 +143,23 @@ class Step(_Ops):
         self._drive(self._sleep(id, None, self._until(when)))
 
     def wait_for_signal(
-        self, id: str, *, signal: str, timeout: float | dt.timedelta | None = None, schema: Any = None
+        self,
+        id: str,
+        *,
+        signal: str,
+        timeout: float | dt.timedelta | None = None,
+        schema: Any = None,
     ) -> Any:
         """The data of the next ``signal`` sent to this run, or ``None`` after ``timeout``."""
         return self._drive(self._wait(id, signal, timeout, schema))
 
     def invoke(
-        self, id: str, workflow: Any, data: Any = None, *, timeout: float | dt.timedelta | None = None
+        self,
+        id: str,
+        workflow: Any,
+        data: Any = None,
+        *,
+        timeout: float | dt.timedelta | None = None,
     ) -> Any:
         """Start the child run ``"<run>/<id>#<n>"`` once and return its result."""
         return self._drive(self._invoke(id, workflow, data, timeout))
@@ -198,13 +212,23 @@ class AsyncStep(_Ops):
         return self._start(self._sleep(id, None, self._until(when)))
 
     def wait_for_signal(
-        self, id: str, *, signal: str, timeout: float | dt.timedelta | None = None, schema: Any = None
+        self,
+        id: str,
+        *,
+        signal: str,
+        timeout: float | dt.timedelta | None = None,
+        schema: Any = None,
     ) -> Awaitable[Any]:
         """The data of the next ``signal`` sent to this run, or ``None`` after ``timeout``."""
         return self._start(self._wait(id, signal, timeout, schema))
 
     def invoke(
-        self, id: str, workflow: Any, data: Any = None, *, timeout: float | dt.timedelta | None = None
+        self,
+        id: str,
+        workflow: Any,
+        data: Any = None,
+        *,
+        timeout: float | dt.timedelta | None = None,
     ) -> Awaitable[Any]:
         """Start the child run ``"<run>/<id>#<n>"`` once and return its result."""
         return self._start(self._invoke(id, workflow, data, timeout))
@@ -224,7 +248,6 @@ def ready(gen: OpGen) -> tuple[bool, Any, BaseException | None, Any]:
         command = next(gen)
     except StopIteration as stop:
         return True, stop.value, None, None
-    except BaseException as exc:  # noqa: BLE001 - delivered at the await, Suspend included
+    except BaseException as exc:
         return True, None, exc, None
     return False, None, None, command
-
