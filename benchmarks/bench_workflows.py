@@ -1,4 +1,4 @@
-"""Workflows (SPEC §8): replaying a memoized op, resuming a 1,000-op run, one op persisted on SQLite.
+"""Workflows (SPEC §8): replaying a memoized op, resuming a 1,000-op run, one op on SQLite.
 
     PYTHONPATH=src python benchmarks/bench_workflows.py
 

@@ -140,6 +140,23 @@ def test_resume(workspace):
     assert [row[2:5] for row in override] == [["override", "a", "extra"]]
 
 
+def test_history_shows_the_values_of_an_override(workspace):
+    """history prints each override version's values (who decided what, when), escaped."""
+    override = '{"extra": 7, "approver": "al\\u001bice", "decided_at": "2030-01-02T03:04:05Z"}'
+    argv = ["runs", "--store", workspace, "resume", "paused-1", "--pipeline", "flows_cli:demo"]
+    assert run(*argv, "--override", override)[0] == 0
+    code, out = run("runs", "--store", workspace, "history", "paused-1")
+    assert code == 0
+    assert_clean(out)
+    assert out.split("\n\n", 1)[1] == (
+        "override values:\n"
+        "  version 3 (after a):\n"
+        "    extra: 7\n"
+        "    approver: 'al\\x1bice'\n"
+        "    decided_at: '2030-01-02T03:04:05Z'\n"
+    )
+
+
 def test_resume_of_a_completed_run_says_nothing_ran(workspace):
     """Resuming a completed run returns its stored result and says that no step ran."""
     code, out = run(

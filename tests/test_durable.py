@@ -364,3 +364,66 @@ def test_run_id_of_another_pipeline_is_a_conflict(runner, store):
     other = Pipeline("other").step("s", lambda ctx: {"s": 1})
     with pytest.raises(RunConflictError, match="pipeline 'approval'"):
         runner.run(other, {}, store=store, run_id="shared")
+
+
+class Delegating:
+    """A store that is no BaseStore (only the Store/AsyncStore protocols): durable runs
+    then talk to it through the protocol (get, claim, versions) instead of claim_and_load."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self.inner, name)
+
+
+class TestProtocolOnlyStores:
+    def test_resume_through_the_protocol(self, runner, tmp_path):
+        """A store outside BaseStore resumes once, keeping the override (get, claim, versions)."""
+        store = Delegating(SQLiteStore(tmp_path / "runs.db"))
+        send = Sent()
+        start_paused(runner, store, send=send)
+        result = resume(runner, approval(send), "r", store=store, override_data={"approved": True})
+        assert result["sent"] is True
+        assert send.calls == 1
+        names = {n.removeprefix("a") for n in store.calls}
+        assert {"get", "claim", "versions"} <= names
+        assert "claim_and_load" not in names
+        again = resume(runner, approval(send), "r", store=store)  # completed: the stored result
+        assert again["sent"] is True
+        assert send.calls == 1
+        with pytest.raises(RunNotFoundError, match="in this store"):
+            resume(runner, approval(send), "nope", store=store)
+        store.inner.close()
+
+
+def test_sqlite_resume_claims_and_loads_in_one_transaction(runner, tmp_path):
+    """On SQLite a resume reads nothing outside its claim: one transaction claims and loads,
+    then the step's insert and the release: three transactions in all."""
+    store = SQLiteStore(tmp_path / "runs.db")
+    start_paused(runner, store, at="generate")
+    seen: list[str] = []
+    original = store._open
+
+    def traced():
+        handle = original()
+        handle.db.set_trace_callback(seen.append)
+        return handle
+
+    store._open = traced
+    store._local = __import__("threading").local()  # new connections, traced
+    resume(runner, approval(), "r", store=store)
+    transactions, inside = 0, False
+    for sql in seen:
+        word = sql.split(None, 1)[0].upper()
+        if word == "BEGIN":
+            transactions, inside = transactions + 1, True
+        elif word in ("COMMIT", "ROLLBACK"):
+            inside = False
+        elif not inside and not word.startswith("PRAGMA"):
+            transactions += 1
+    steps = 2  # review and send are left
+    assert transactions == 1 + steps + 1, seen
+    store.close()

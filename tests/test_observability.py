@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
-from stepkit import InvalidArgumentError, Pipeline, StepFailedError
+from stepkit import (
+    InvalidArgumentError,
+    Pipeline,
+    PipelineAbortedError,
+    PipelineDefinitionError,
+    StepFailedError,
+)
 from stepkit.cli import main as cli
 
 
 def boom(ctx):
     raise RuntimeError("boom")
+
+
+def _summary(caplog: pytest.LogCaptureFixture, run_id: str) -> list[str]:
+    """The lines of the one summary logged for ``run_id``."""
+    (text,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith(f"stepkit run {run_id} ")
+    ]
+    return text.splitlines()
 
 
 class TestLogging:
@@ -58,6 +76,107 @@ class TestLogging:
             r.name == "myapp.runs" and ": failed" in r.getMessage().splitlines()[0]
             for r in caplog.records
         )
+
+    def test_summary_of_a_failed_run_lists_the_failed_step(self, runner, caplog):
+        """A failed run's summary has a row for the step that failed, and counts it."""
+        p = Pipeline("p").step("ok", lambda ctx: {"ok": 1}).step("bad", boom)
+        with caplog.at_level(logging.INFO, logger="stepkit"), pytest.raises(StepFailedError):
+            runner.run(p, log=True, run_id="r1")
+        lines = _summary(caplog, "r1")
+        assert lines[0] == "stepkit run r1 of pipeline 'p': failed"
+        assert lines[3].split()[:3] == ["bad", "failed", "1"]
+        assert lines[4].startswith("total: 2 steps (1 completed, 0 skipped, 1 failed)")
+
+    def test_summary_of_a_failed_parallel_step(self, runner, caplog):
+        """A parallel step that fails under parallel_mode='all' shows its items and itself."""
+
+        def good(ctx):
+            return {"good": 1}
+
+        p = Pipeline("p").step("par", good, boom)
+        with caplog.at_level(logging.INFO, logger="stepkit"), pytest.raises(StepFailedError):
+            runner.run(p, log=True, run_id="r1")
+        rows = {line.split()[0]: line.split()[1] for line in _summary(caplog, "r1")[2:-4]}
+        assert rows == {"par/good": "completed", "par/boom": "failed", "par": "failed"}
+
+    def test_parallel_item_failing_under_all_logs_a_warning(self, runner, caplog):
+        """A parallel function item that fails logs a WARNING in both parallel modes."""
+        for mode in ("all", "settled"):
+            caplog.clear()
+            p = Pipeline("p").step("par", lambda ctx: None, boom, parallel_mode=mode)
+            with caplog.at_level(logging.WARNING, logger="stepkit"):
+                try:
+                    runner.run(p)
+                except StepFailedError:
+                    assert mode == "all"
+            warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+            assert any(m.startswith("step par/boom failed after 1 attempt(s)") for m in warnings)
+
+    def test_cancelled_and_aborted_runs_are_not_summarised_as_failed(self, caplog):
+        """A run interrupted or aborted says so in its summary's first line."""
+
+        def interrupt(ctx):
+            raise KeyboardInterrupt
+
+        p = Pipeline("p").step("stop", interrupt)
+        with caplog.at_level(logging.INFO, logger="stepkit"), pytest.raises(KeyboardInterrupt):
+            p.run(log=True, run_id="r1")
+        assert _summary(caplog, "r1")[0].endswith(": cancelled")
+
+        async def cancelled(ctx):
+            raise asyncio.CancelledError
+
+        p = Pipeline("p").step("c", cancelled)
+        with caplog.at_level(logging.INFO, logger="stepkit"), pytest.raises(asyncio.CancelledError):
+            asyncio.run(p.arun(log=True, run_id="r2"))
+        assert _summary(caplog, "r2")[0].endswith(": cancelled")
+
+        abort = threading.Event()
+        abort.set()
+        with caplog.at_level(logging.INFO, logger="stepkit"), pytest.raises(PipelineAbortedError):
+            p.run(log=True, run_id="r3", abort=abort)
+        assert _summary(caplog, "r3")[0].endswith(": aborted")
+
+    def test_summary_has_average_slowest_and_fastest(self, runner, caplog):
+        """Below the totals, the summary gives the average, slowest and fastest completed step."""
+        p = Pipeline("p").step("a", lambda ctx: None).step("b", lambda ctx: None)
+        with caplog.at_level(logging.INFO, logger="stepkit"):
+            runner.run(p, log=True, run_id="r1")
+        lines = _summary(caplog, "r1")
+        assert lines[-3].startswith("average: ")
+        assert lines[-3].endswith(" ms per completed step")
+        assert lines[-2].split()[:2] in (["slowest:", "a"], ["slowest:", "b"])
+        assert lines[-1].split()[:2] in (["fastest:", "a"], ["fastest:", "b"])
+
+    def test_log_false_leaves_a_step_out_of_summary_and_debug_logs(self, runner, caplog):
+        """log=False on a step (or a container) hides it and its inner steps from the logs."""
+        inner = Pipeline("inner").step("x", lambda ctx: {"x": 1})
+        p = (
+            Pipeline("p")
+            .step("shown", lambda ctx: {"a": 1})
+            .step("secret", lambda ctx: {"b": 1}, log=False)
+            .step("nest", inner, log=False)
+            .transform("t", lambda ctx: dict(ctx), log=False)
+            .branch("br", on=lambda ctx: "y", cases={"y": lambda ctx: None}, log=False)
+        )
+        with caplog.at_level(logging.DEBUG, logger="stepkit"):
+            result = runner.run(p, log=True, run_id="r1")
+        lines = _summary(caplog, "r1")
+        assert [line.split()[0] for line in lines[2:-4]] == ["shown"]
+        assert lines[-4].startswith("total: 1 steps (1 completed")
+        debug = " ".join(r.getMessage() for r in caplog.records if r.levelname == "DEBUG")
+        assert "step shown starting" in debug
+        for hidden in ("secret", "nest", "nest/x", "t", "br"):
+            assert f"step {hidden} " not in debug
+        # the result still records every step
+        assert [s.name for s in result.steps] == [
+            "shown", "secret", "nest/x", "nest", "t", "br/y/step-1", "br",
+        ]  # fmt: skip
+
+    def test_log_must_be_a_bool(self):
+        """log= on a step is True or False, checked when the pipeline is built."""
+        with pytest.raises(PipelineDefinitionError, match="log="):
+            Pipeline("p").step("s", lambda ctx: None, log="no")
 
     def test_bad_log_option(self, runner):
         """log= must be a bool or a logger."""

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support import Recorder
@@ -21,6 +26,8 @@ from stepkit import (
     decode_checkpoint,
     exponential_backoff,
 )
+from stepkit.engine._threads import PARALLEL_THREADS
+from stepkit.errors import NonRetryableError
 from stepkit.testing import FakeSleep
 
 
@@ -68,6 +75,21 @@ class TestRetries:
             )
         assert info.value.attempts == 1
         assert len(step.calls) == 1
+
+    @pytest.mark.parametrize(
+        "retry_on", [None, NonRetryableError, Exception, lambda exc: True], ids=repr
+    )
+    def test_non_retryable_error_stops_at_once(self, runner, retry_on):
+        """NonRetryableError fails the step on its first attempt, even when retry_on matches it."""
+        step = failing(5, exc=NonRetryableError)
+        options = {} if retry_on is None else {"retry_on": retry_on}
+        sleep = FakeSleep()
+        with pytest.raises(StepFailedError) as info:
+            runner.run(Pipeline("p").step("s", step, retries=3, **options), sleep=sleep)
+        assert info.value.attempts == 1
+        assert isinstance(info.value.__cause__, NonRetryableError)
+        assert len(step.calls) == 1
+        assert sleep.delays == []
 
     def test_retry_on_predicate(self, runner):
         """retry_on may be a predicate of the exception."""
@@ -201,6 +223,70 @@ class TestTimeouts:
         release.set()
         assert finished.wait(5)
 
+    def test_hung_timed_steps_leave_the_default_executor_free(self):
+        """Under arun(), a hung sync step with timeout= does not take the loop's own threads."""
+        release = threading.Event()
+
+        def hung(ctx):
+            release.wait()
+            return {}
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+            try:
+                with pytest.raises(StepFailedError) as info:
+                    await Pipeline("p").step("hung", hung, timeout=0.01).arun()
+                assert isinstance(info.value.__cause__, StepTimeoutError)
+                # the application's own to_thread call still finds a free thread
+                return await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 10)
+            finally:
+                release.set()
+
+        assert asyncio.run(main()) == "free"
+
+    def test_step_raising_timeout_error_is_not_a_step_timeout(self, runner):
+        """A TimeoutError raised by a timed step is its own failure, not the step's timeout."""
+
+        def raises(ctx):
+            raise TimeoutError("the API timed out")
+
+        async def araises(ctx):
+            raise TimeoutError("the API timed out")
+
+        for fn in (raises, araises):
+            with pytest.raises(StepFailedError) as info:
+                runner.run(Pipeline("p").step("s", fn, timeout=30))
+            cause = info.value.__cause__
+            assert type(cause) is TimeoutError
+            assert str(cause) == "the API timed out"
+
+    def test_hung_timed_step_does_not_block_interpreter_exit(self, tmp_path):
+        """The thread of an abandoned sync step never keeps the process alive at exit."""
+        script = tmp_path / "hung.py"
+        script.write_text(
+            textwrap.dedent(
+                """\
+                import asyncio, threading
+                from stepkit import Pipeline, StepFailedError
+
+                never = threading.Event()
+                p = Pipeline("p").step("hung", lambda ctx: never.wait(), timeout=0.01)
+                for call in (p.run, lambda: asyncio.run(p.arun())):
+                    try:
+                        call()
+                    except StepFailedError:
+                        print("timed out")
+                """
+            )
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["timed", "out", "timed", "out"]
+
     def test_timeout_error_is_a_timeout_error(self):
         """StepTimeoutError is also the built-in TimeoutError."""
         assert issubclass(StepTimeoutError, TimeoutError)
@@ -269,6 +355,7 @@ class TestErrorModes:
         assert result == {"ok": 1, "after": 1}
         assert [(s.name, s.status) for s in result.steps] == [
             ("nest/ok", "completed"),
+            ("nest/bad", "failed"),
             ("nest", "failed"),
             ("after", "completed"),
         ]
@@ -322,6 +409,87 @@ class TestMergeRules:
         p = Pipeline("p").step("par", lambda ctx: {"x": 1}, lambda ctx: {"x": 2}, merge="error")
         with pytest.raises(StepFailedError, match="key 'x'"):
             runner.run(p)
+
+
+class TestMergeRulesOfContainers:
+    """merge= on a nested pipeline or a branch applies to the keys its inner steps write."""
+
+    def inner(self) -> Pipeline:
+        return (
+            Pipeline("inner")
+            .step("one", lambda ctx: {"a": ctx["a"] + 10, "new": 1})
+            .step("two", lambda ctx: {"new": ctx["new"] + 1, "seen": ctx["a"]})
+        )
+
+    @pytest.mark.parametrize(
+        ("mode", "expected"),
+        [
+            ("override", {"a": 11, "new": 2, "seen": 11}),
+            ("skip", {"a": 1, "new": 2, "seen": 11}),
+            ("warn", {"a": 11, "new": 2, "seen": 11}),
+        ],
+    )
+    def test_nested(self, runner, mode, expected):
+        """Keys that existed before the container follow its rule; inner steps see their writes."""
+        p = Pipeline("p").step("nest", self.inner(), merge=mode)
+        assert runner.run(p, {"a": 1}) == expected
+
+    def test_error_names_a_key_that_existed_before_the_container(self, runner):
+        """merge='error' fails the container for a key from before it, not for its own keys."""
+        p = Pipeline("p").step("nest", self.inner(), merge="error")
+        with pytest.raises(StepFailedError, match="key 'a'") as info:
+            runner.run(p, {"a": 1})
+        assert info.value.step_name == "nest"
+        assert info.value.context == {"a": 1}
+        # "new" is written twice inside the container: not a collision
+        fine = Pipeline("p").step(
+            "nest",
+            Pipeline("i").step("x", lambda ctx: {"n": 1}).step("y", lambda ctx: {"n": 2}),
+            merge="error",
+        )
+        assert runner.run(fine, {"a": 1}) == {"a": 1, "n": 2}
+
+    def test_warn_logs_the_key(self, runner, caplog):
+        """merge='warn' on a container logs each key from before it that its steps override."""
+        p = Pipeline("p").step("nest", self.inner(), merge="warn")
+        with caplog.at_level(logging.WARNING, logger="stepkit"):
+            runner.run(p, {"a": 1})
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("nest" in m and "'a'" in m for m in messages)
+        assert not any("'new'" in m for m in messages)
+
+    def test_branch(self, runner):
+        """A branch's merge= applies to the chosen case's writes."""
+        p = Pipeline("p").branch(
+            "route", on=lambda ctx: "go", cases={"go": self.inner()}, merge="skip"
+        )
+        assert runner.run(p, {"a": 1}) == {"a": 1, "new": 2, "seen": 11}
+
+    @pytest.mark.parametrize("container", ["nest", "route"])
+    def test_resuming_inside_keeps_the_rule(self, runner, container):
+        """A checkpoint inside such a container resumes with its writes and its rule."""
+        p = (
+            Pipeline("p")
+            .step("nest", self.inner(), merge="skip")
+            .branch("route", on=lambda ctx: "go", cases={"go": self.inner()}, merge="skip")
+            .step("after", lambda ctx: {"after": ctx["a"]})
+        )
+        whole = runner.run(p, {"a": 1})
+        rec = Recorder(stop_at=f"{container}/one" if container == "nest" else "route/go/one")
+        stopped = runner.run(p, {"a": 1}, on_step_complete=rec)
+        assert stopped.status == "stopped"
+        # the checkpoint's context is the one outside the container: "a" is still 1
+        assert decode_checkpoint(stopped.checkpoint).context["a"] == 1
+        assert (
+            runner.resume(p, stopped.checkpoint)
+            == whole
+            == {
+                "a": 1,
+                "new": 2,
+                "seen": 11,
+                "after": 1,
+            }
+        )
 
 
 class TestParallelModes:
@@ -408,6 +576,27 @@ class TestParallelModes:
 
         p = Pipeline("p").step("par", item("a"), item("b"), item("c"))
         assert p.run() == {"a": True, "b": True, "c": True}
+
+    def test_many_sync_items_run_on_a_bounded_set_of_threads(self):
+        """In run(), a parallel step of many sync items uses at most PARALLEL_THREADS threads."""
+        items = 200
+        first_wave = threading.Barrier(PARALLEL_THREADS, timeout=10)
+        threads = set()
+
+        def item(i):
+            def fn(ctx):
+                threads.add(threading.get_ident())
+                if i < PARALLEL_THREADS:
+                    first_wave.wait()  # passes only if that many items run at once
+                return {f"k{i}": ctx["base"] + i}
+
+            fn.__name__ = f"i{i}"
+            return fn
+
+        p = Pipeline("p").step("par", *(item(i) for i in range(items)))
+        result = p.run({"base": 1})
+        assert dict(result) == {"base": 1, **{f"k{i}": 1 + i for i in range(items)}}
+        assert len(threads) == PARALLEL_THREADS
 
     def test_async_items_run_concurrently_in_arun(self):
         """In arun(), async parallel items run as concurrent tasks."""

@@ -177,6 +177,69 @@ class TestParallelAndNesting:
         assert result == {"a": 2, "l": 20, "r": False}
         assert rec.names == ["par/l1", "par/l2", "par/r1", "par"]
 
+    def test_parallel_function_items_are_steps(self, runner):
+        """Each function item of a parallel step has start and completion events and a record."""
+        tries = []
+
+        def flaky(ctx):
+            tries.append(1)
+            if len(tries) < 4:
+                raise ConnectionError("not yet")
+            return {"f": ctx["a"]}
+
+        def plain(ctx):
+            return {"p": ctx["a"] + 1}
+
+        rec, started = Recorder(), []
+        p = Pipeline("p").step("par", flaky, plain, retries=3)
+        result = runner.run(
+            p,
+            {"a": 1},
+            on_step_complete=rec,
+            on_step_start=lambda e: started.append(e.step_name),
+            sleep=lambda s: None,
+        )
+        assert result == {"a": 1, "f": 1, "p": 2}
+        assert sorted(rec.names[:2]) == ["par/flaky", "par/plain"]
+        assert rec.names[2] == "par"
+        assert started[0] == "par"
+        assert sorted(started[1:]) == ["par/flaky", "par/plain"]
+        by_name = {e.step_name: e for e in rec.events}
+        assert (by_name["par/flaky"].output, by_name["par/flaky"].attempt) == ({"f": 1}, 4)
+        assert (by_name["par/plain"].output, by_name["par/plain"].attempt) == ({"p": 2}, 1)
+        # an item's event shows the context before the step with the item's own output
+        assert by_name["par/plain"].context == {"a": 1, "p": 2}
+        records = {s.name: (s.status, s.attempts) for s in result.steps}
+        assert records == {
+            "par/flaky": ("completed", 4),
+            "par/plain": ("completed", 1),
+            "par": ("completed", 1),
+        }
+
+    def test_stop_at_a_function_item_keeps_its_output(self, runner):
+        """Stopping at a parallel function item's event resumes without running it again."""
+        calls = []
+
+        def track(name):
+            def fn(ctx):
+                calls.append(name)
+                return {name: True}
+
+            fn.__name__ = name
+            return fn
+
+        p = Pipeline("p").step("par", track("a"), track("b")).step("after", track("after"))
+        rec = Recorder(stop_at="par/a")
+        stopped = runner.run(p, on_step_complete=rec)
+        assert stopped.status == "stopped"
+        assert stopped.stopped_at == "par/a"
+        calls.clear()
+        assert runner.resume(p, rec.checkpoints["par/a"]) == {"a": True, "b": True, "after": True}
+        assert "a" not in calls
+        calls.clear()
+        assert runner.resume(p, stopped.checkpoint) == {"a": True, "b": True, "after": True}
+        assert calls == ["after"]
+
     def test_nested_events_inner_before_container(self, runner):
         """Nested steps fire with '/' paths, inner steps before their container."""
         inner = Pipeline("inner").step("x", lambda ctx: {"x": 1}).step("y", lambda ctx: {"y": 2})

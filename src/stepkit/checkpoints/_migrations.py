@@ -1,8 +1,9 @@
 """Upgrading old checkpoints: context migrations between versions, renamed step paths.
 
 ``Pipeline(version="3", migrations={"1": up1, "2": up2}, renamed={"old": "new"})``:
-a version-1 checkpoint's context goes through ``up1`` then ``up2``; recorded
-step paths listed in ``renamed`` are rewritten before resuming.
+a version-1 checkpoint's context goes through ``up1`` then ``up2``; a recorded
+step path listed in ``renamed`` is rewritten before resuming (the resume
+position itself is renamed by :mod:`stepkit.engine._position`).
 """
 
 from __future__ import annotations
@@ -94,54 +95,3 @@ def rename_step(step: str | None, renamed: Mapping[str, str]) -> str | None:
         if head in renamed:
             return "/".join([renamed[head], *parts[cut:]])
     return step
-
-
-def rename_position(pos: Any, renamed: Mapping[str, str], prefix: str = "") -> Any:
-    """Rewrite the names in a position tree according to ``renamed`` (full paths)."""
-    if not isinstance(pos, dict) or not renamed:
-        return pos
-    out = dict(pos)
-    key = "done" if "done" in pos else "at"
-    name = pos.get(key)
-    if not isinstance(name, str):
-        return pos
-    old_path = prefix + name
-    if old_path in renamed:
-        new_path = renamed[old_path]
-        new_prefix, _, new_name = new_path.rpartition("/")
-        if (new_prefix + "/" if new_prefix else "") != prefix:
-            raise CheckpointMismatchError(
-                f"renamed={{{old_path!r}: {new_path!r}}} moves the step to another parent; "
-                "renamed= can only rename a step within its parent"
-            )
-        out[key] = new_name
-    here = prefix + out[key] + "/"
-    old_here = old_path + "/"
-    if "case" in pos and isinstance(pos["case"], str):
-        case_path = old_here + pos["case"]
-        if case_path in renamed:
-            out["case"] = renamed[case_path].rpartition("/")[2]
-        out["in"] = rename_position(
-            pos.get("in"), _rebase(renamed, case_path, here + out["case"]), here + out["case"] + "/"
-        )
-    elif "in" in pos:
-        out["in"] = rename_position(pos["in"], _rebase(renamed, old_path, prefix + out[key]), here)
-    if isinstance(pos.get("items"), list):
-        base = _rebase(renamed, old_path, prefix + out[key])
-        out["items"] = [
-            {**item, "in": rename_position(item.get("in"), base, here)}
-            if isinstance(item, dict) and "in" in item
-            else item
-            for item in pos["items"]
-        ]
-    return out
-
-
-def _rebase(renamed: Mapping[str, str], old: str, new: str) -> dict[str, str]:
-    """Renames below ``old`` expressed as if ``old`` had already been renamed to ``new``."""
-    if old == new:
-        return dict(renamed)
-    out: dict[str, str] = {}
-    for k, v in renamed.items():
-        out[new + k[len(old) :] if k.startswith(old + "/") else k] = v
-    return out

@@ -11,10 +11,11 @@ import json
 import os
 from typing import Any, TextIO
 
+from stepkit.checkpoints import decode_context
 from stepkit.cli._errors import CommandError, UsageError
 from stepkit.cli._output import escape, table, when
 from stepkit.cli._targets import load_target
-from stepkit.errors import RunNotFoundError
+from stepkit.errors import RunNotFoundError, StepkitError
 from stepkit.stores import RunRecord, open_store
 
 __all__ = ["add_parser"]
@@ -103,7 +104,8 @@ def _history(store: Any, args: argparse.Namespace, out: TextIO) -> None:
     rows: list[tuple[str, ...]] = [
         ("VERSION", "PARENT", "KIND", "STEP", "CHANGED", "REMOVED", "SNAPSHOT", "CREATED (UTC)")
     ]
-    for v in store.history(args.run_id):
+    versions = store.history(args.run_id)
+    for v in versions:
         changed = ", ".join(json.loads(v.changes)) or "-"
         rows.append(
             (
@@ -118,6 +120,23 @@ def _history(store: Any, args: argparse.Namespace, out: TextIO) -> None:
             )
         )
     out.write(table(rows) + "\n")
+    overrides = [v for v in versions if v.kind == "override"]
+    if overrides:
+        out.write("\noverride values:\n")
+    for v in overrides:
+        after = f" (after {v.step_name})" if v.step_name else ""
+        out.write(f"  version {v.version}{escape(after)}:\n")
+        for key, value in json.loads(v.changes).items():
+            out.write(f"    {escape(key)}: {escape(_value(key, value))}\n")
+
+
+def _value(key: str, encoded: Any) -> str:
+    """One stored value as ``repr`` text; one that cannot be decoded as its raw JSON."""
+    try:
+        return repr(decode_context({key: encoded})[key])
+    except StepkitError as exc:  # e.g. a registered type this process does not know
+        raw = json.dumps(encoded, ensure_ascii=False)
+        return f"{raw} (not decoded: {exc})"
 
 
 def _override(text: str | None) -> dict[str, Any] | None:

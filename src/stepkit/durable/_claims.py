@@ -18,7 +18,7 @@ from stepkit.errors import (
     StepkitError,
     StoreError,
 )
-from stepkit.stores import RunRecord, rebuild
+from stepkit.stores import RunRecord, VersionRecord, rebuild
 
 
 @dataclass(slots=True)
@@ -62,19 +62,28 @@ def existing_run(record: RunRecord | None, run_id: str, pipeline: str) -> StoreG
     return (yield from load(record, None))
 
 
-def load(record: RunRecord, version: int | None) -> StoreGen:
-    """Load the state of ``record`` at ``version`` (default: its latest)."""
-    run_id = record.run_id
+def _check_version(record: RunRecord, version: int | None) -> None:
     if version is not None and (
         isinstance(version, bool)
         or not isinstance(version, int)
         or not 1 <= version <= record.version
     ):
         raise InvalidArgumentError(
-            f"version= must be a version number of run {run_id!r}, from 1 to "
+            f"version= must be a version number of run {record.run_id!r}, from 1 to "
             f"{record.version}; got {version!r}"
         )
-    chain = yield ("versions", (run_id,), {"upto": version})
+
+
+def load(record: RunRecord, version: int | None) -> StoreGen:
+    """Load the state of ``record`` at ``version`` (default: its latest)."""
+    _check_version(record, version)
+    chain = yield ("versions", (record.run_id,), {"upto": version})
+    return state_of(record, chain)
+
+
+def state_of(record: RunRecord, chain: list[VersionRecord]) -> State:
+    """The state a chain of versions (as ``store.versions`` gives it) rebuilds."""
+    run_id = record.run_id
     try:
         encoded, last = rebuild(chain)
         context = {k: from_json(v) for k, v in encoded.items()}
@@ -108,27 +117,19 @@ def load(record: RunRecord, version: int | None) -> StoreGen:
     )
 
 
-def claim_and_load(
-    pipeline: str,
-    run_id: str,
-    *,
-    owner: str,
-    lease: float,
-    recover: bool,
-    dead_owner: str | None,
-    expect_version: int | None,
-    version: int | None,
-    fork: bool,
-) -> StoreGen:
-    """Fetch a run for ``resume``: the state to continue from, claimed unless forking.
+class _Completed(Exception):
+    """Raised by the claim's check: the run is completed (its stored result is the answer)."""
 
-    Returns ``(state, claimed)``; a completed run without ``version``/``fork``
-    returns its state with ``claimed`` false (the caller returns the stored result).
-    ``expect_version`` is the version the run must stand at now, else RunConflictError.
-    """
-    record = yield ("get", (run_id,), {})
-    if record is None:
-        raise RunNotFoundError(f"no run {run_id!r} in this store", run_id=run_id)
+    def __init__(self, record: RunRecord) -> None:
+        super().__init__(record.run_id)
+        self.record = record
+
+
+def _resumable(
+    record: RunRecord, pipeline: str, expect_version: int | None, version: int | None, fork: bool
+) -> None:
+    """Raise why ``record`` cannot be resumed as asked (:class:`_Completed` if completed)."""
+    run_id = record.run_id
     if record.pipeline != pipeline:
         raise CheckpointMismatchError(
             f"run {run_id!r} belongs to pipeline {record.pipeline!r}, not {pipeline!r}"
@@ -141,12 +142,50 @@ def claim_and_load(
         )
     if record.status == "completed" and not fork:
         if version is None:
-            return (yield from load(record, None)), False
+            raise _Completed(record)
         raise RunConflictError(
             f"run {run_id!r} is completed; pass fork=True to continue it from version "
             f"{version} as a new run",
             run_id=run_id,
         )
+    _check_version(record, version)
+
+
+def claim_and_load(
+    pipeline: str,
+    run_id: str,
+    *,
+    owner: str,
+    lease: float,
+    recover: bool,
+    dead_owner: str | None,
+    expect_version: int | None,
+    version: int | None,
+    fork: bool,
+    at_once: bool,
+) -> StoreGen:
+    """Fetch a run for ``resume``: the state to continue from, claimed unless forking.
+
+    Returns ``(state, claimed)``; a completed run without ``version``/``fork``
+    returns its state with ``claimed`` false (the caller returns the stored result).
+    ``expect_version`` is the version the run must stand at now, else RunConflictError.
+    ``at_once``: the store has ``claim_and_load`` (a :class:`BaseStore`), which checks,
+    claims and reads in one go (one transaction on SQLite); other stores get, claim
+    (a compare-and-set on the version read) and read the versions in turn.
+    """
+    if at_once and not fork:
+        return (
+            yield from _claim_at_once(
+                pipeline, run_id, owner, lease, recover, dead_owner, expect_version, version
+            )
+        )
+    record = yield ("get", (run_id,), {})
+    if record is None:
+        raise RunNotFoundError(f"no run {run_id!r} in this store", run_id=run_id)
+    try:
+        _resumable(record, pipeline, expect_version, version, fork)
+    except _Completed:
+        return (yield from load(record, None)), False
     if fork:
         return (yield from load(record, version)), False
     how = {"owner": owner, "lease": lease, "recover": recover, "expect_version": record.version}
@@ -159,6 +198,48 @@ def claim_and_load(
         yield from release(record, owner, "could not load the stored state")
         raise
     state.previous = record
+    return state, True
+
+
+def _claim_at_once(
+    pipeline: str,
+    run_id: str,
+    owner: str,
+    lease: float,
+    recover: bool,
+    dead_owner: str | None,
+    expect_version: int | None,
+    version: int | None,
+) -> StoreGen:
+    seen = False
+
+    def check(record: RunRecord) -> None:
+        nonlocal seen
+        seen = True
+        _resumable(record, pipeline, expect_version, version, False)
+
+    how: dict[str, Any] = {
+        "owner": owner,
+        "lease": lease,
+        "recover": recover,
+        "dead_owner": dead_owner,
+        "upto": version,
+        "check": check,
+    }
+    try:
+        before, claimed, chain = yield ("claim_and_load", (run_id,), how)
+    except _Completed as completed:
+        return (yield from load(completed.record, None)), False
+    except RunNotFoundError:
+        if seen:
+            raise
+        raise RunNotFoundError(f"no run {run_id!r} in this store", run_id=run_id) from None
+    try:
+        state = state_of(claimed, chain)
+    except BaseException:
+        yield from release(before, owner, "could not load the stored state")
+        raise
+    state.previous = before
     return state, True
 
 

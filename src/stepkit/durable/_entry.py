@@ -34,6 +34,7 @@ from stepkit.engine._entry import (
 from stepkit.engine._options import RunOptions
 from stepkit.errors import CheckpointEncodeError, InvalidArgumentError, RunConflictError
 from stepkit.events import RunResult
+from stepkit.stores._base import BaseStore
 
 if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
@@ -205,6 +206,7 @@ def _resume_conversation(
         expect_version=options.expect_version,
         version=options.version,
         fork=fork,
+        at_once=isinstance(store, BaseStore),
     )
     if not claimed and not fork:
         return _stored_result(pipeline, state)

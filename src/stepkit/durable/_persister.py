@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from stepkit.checkpoints._encode import dumps, encode_context, to_json
-from stepkit.engine._position import position_of
+from stepkit.engine._position import position_tree
 from stepkit.engine._run import Run
 from stepkit.stores import RunRecord, VersionRecord
 from stepkit.stores._base import BaseStore
@@ -22,6 +22,8 @@ class Persister:
 
     __slots__ = (
         "_alock",
+        "_positions",
+        "_save_step",
         "clock",
         "lease",
         "lost",
@@ -56,20 +58,40 @@ class Persister:
         self.snapshot_size, self.since, self.since_count = snapshot_size, since, since_count
         self.lost: Exception | None = None  # set by the heartbeat when the claim is lost
         self._alock: asyncio.Lock | None = None
+        self._positions: dict[str, str] = {}  # step name -> its stored position
+        self._save_step = store.save_step if isinstance(store, BaseStore) else None
 
-    def _next(
+    def _fields(
         self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]
-    ) -> VersionRecord:
+    ) -> tuple[str, str, tuple[str, ...], str, str | None]:
+        """What a step's version holds: (step name, changes, removed, position, snapshot)."""
         if self.lost is not None:
             raise self.lost
         ctx = self.run.ctx
         changes = dumps(encode_context({k: ctx[k] for k in keys if k in ctx}))
         root = self.run.root
-        if root.child is None and root.done is not None:  # the common case, without a tree walk
-            position = '{"done":' + dumps(root.done) + "}"
+        done = root.done
+        if root.child is None and done is not None:  # the common case, without a tree walk
+            position = self._positions.get(done)
+            if position is None:
+                position = self._positions[done] = '{"done":' + dumps(done) + "}"
         else:
-            position = dumps(to_json(position_of(root), path="position"))
-        return self._version(step_name, changes, removed, position)
+            position = dumps(to_json(position_tree(root), path="position"))
+        if removed:
+            removed = tuple(k for k in removed if k not in ctx)
+        return step_name, changes, removed, position, self._snapshot(len(changes) + len(position))
+
+    def _snapshot(self, size: int) -> str | None:
+        """Count a version of ``size`` characters; a full snapshot if one is due."""
+        self.since += size
+        self.since_count += 1
+        # a snapshot once the diffs since the last one outweigh it (or there are
+        # many): rebuilding then reads at most about twice the context's size
+        if self.since > self.snapshot_size or self.since_count >= SNAPSHOT_EVERY:
+            snapshot = dumps(encode_context(self.run.ctx))
+            self.snapshot_size, self.since, self.since_count = len(snapshot), 0, 0
+            return snapshot
+        return None
 
     def override(
         self, encoded: Mapping[str, Any], step_name: str | None, position: str
@@ -94,14 +116,6 @@ class Persister:
         kind: Literal["step", "override"] = "step",
     ) -> VersionRecord:
         ctx = self.run.ctx
-        self.since += len(changes) + len(position)
-        self.since_count += 1
-        snapshot = None
-        # a snapshot once the diffs since the last one outweigh it (or there are
-        # many): rebuilding then reads at most about twice the context's size
-        if self.since > self.snapshot_size or self.since_count >= SNAPSHOT_EVERY:
-            snapshot = dumps(encode_context(ctx))
-            self.snapshot_size, self.since, self.since_count = len(snapshot), 0, 0
         return VersionRecord(
             run_id=self.run_id,
             version=self.version + 1,
@@ -110,32 +124,83 @@ class Persister:
             changes=changes,
             removed=tuple(k for k in removed if k not in ctx),
             position=position,
-            snapshot=snapshot,
+            snapshot=self._snapshot(len(changes) + len(position)),
             created_at=self.clock(),
             kind=kind,
         )
 
     def save(self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]) -> None:
-        record = self._next(step_name, keys, removed)
-        store = self.store
-        if isinstance(store, BaseStore):  # our own stores: skip re-validating our record
-            store.save_step(record, self.owner, self.lease)
+        name, changes, gone, position, snapshot = self._fields(step_name, keys, removed)
+        number = self.version + 1
+        if self._save_step is not None:  # our own stores: the fields, no record to re-check
+            self._save_step(
+                self.run_id,
+                number,
+                self.parent,
+                name,
+                changes,
+                gone,
+                position,
+                snapshot,
+                self.clock(),
+                self.owner,
+                self.lease,
+            )
         else:
-            store.append(record, owner=self.owner, lease=self.lease)
-        self.version = self.parent = record.version
+            self.store.append(
+                self._record(number, name, changes, gone, position, snapshot),
+                owner=self.owner,
+                lease=self.lease,
+            )
+        self.version = self.parent = number
+
+    def _record(
+        self,
+        number: int,
+        step_name: str,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+    ) -> VersionRecord:
+        return VersionRecord(
+            self.run_id,
+            number,
+            self.parent,
+            step_name,
+            changes,
+            removed,
+            position,
+            snapshot,
+            self.clock(),
+        )
 
     async def asave(self, step_name: str, keys: tuple[str, ...], removed: tuple[str, ...]) -> None:
         # parallel items (tasks) may save at once: versions must be appended in order
         if self._alock is None:
             self._alock = asyncio.Lock()
         async with self._alock:
-            record = self._next(step_name, keys, removed)
+            name, changes, gone, position, snapshot = self._fields(step_name, keys, removed)
+            number = self.version + 1
             store = self.store
             if isinstance(store, BaseStore):
-                await store.asave_step(record, self.owner, self.lease)
+                await store.asave_step(
+                    self.run_id,
+                    number,
+                    self.parent,
+                    name,
+                    changes,
+                    gone,
+                    position,
+                    snapshot,
+                    self.clock(),
+                    self.owner,
+                    self.lease,
+                )
             else:
+                record = self._record(number, name, changes, gone, position, snapshot)
                 await store.aappend(record, owner=self.owner, lease=self.lease)
-            self.version = self.parent = record.version
+            self.version = self.parent = number
 
 
 def meta_text(fingerprint: str, version: str | None) -> str:

@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from stepkit.engine._commands import Call, CallTimeout, Gen, Sleep
 from stepkit.engine._merge import merge_into
-from stepkit.engine._run import CALL, CALL_TIMEOUT, SLEEP, Gen, StepFailure, log
-from stepkit.pipeline._plan import Policy
+from stepkit.engine._run import StepFailure, log
+from stepkit.errors import NonRetryableError
+from stepkit.pipeline._plan import Policy, RetryOn
 
 
 def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str) -> Gen:
@@ -20,12 +22,12 @@ def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str
     while True:
         try:
             if timeout is None:
-                out = yield (CALL, fn, arg)
+                out = yield Call(fn, arg)
             else:
-                out = yield (CALL_TIMEOUT, fn, arg, timeout, path)
+                out = yield CallTimeout(fn, arg, timeout, path)
             return out, attempt
         except Exception as exc:
-            if attempt > policy.retries or not _retryable(policy, exc):
+            if not should_retry(policy.retries, policy.retry_on, attempt, exc):
                 raise StepFailure(exc, attempt) from exc
             delay = policy.retry_delay
             seconds = float(delay(attempt, exc)) if callable(delay) else float(delay)
@@ -38,12 +40,18 @@ def call_with_policy(fn: Callable[..., Any], arg: Any, policy: Policy, path: str
                 seconds,
             )
             if seconds > 0:
-                yield (SLEEP, seconds)
+                yield Sleep(seconds)
             attempt += 1
 
 
-def _retryable(policy: Policy, exc: Exception) -> bool:
-    retry_on = policy.retry_on
+def should_retry(retries: int, retry_on: RetryOn, attempt: int, exc: BaseException) -> bool:
+    """Whether attempt number ``attempt``, which raised ``exc``, is followed by another.
+
+    ``NonRetryableError`` ends the retries at once, whatever ``retry_on`` says.
+    A pure decision, shared by every caller that retries (pipelines, workflows).
+    """
+    if attempt > retries or isinstance(exc, NonRetryableError):
+        return False
     if isinstance(retry_on, tuple):
         return isinstance(exc, retry_on)
     return bool(retry_on(exc))

@@ -35,14 +35,15 @@ from typing import TYPE_CHECKING, Any
 from stepkit.checkpoints._document import Meta, decode_with_keys, encode_checkpoint
 from stepkit.checkpoints._encode import encode_context, to_json
 from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
-from stepkit.checkpoints._migrations import migrate_context, rename_position, rename_step
+from stepkit.checkpoints._migrations import migrate_context, rename_step
 from stepkit.checkpoints._tags import short as _short
+from stepkit.engine._commands import STOPPED, Gen
 from stepkit.engine._drivers import SyncLoop, adrive, drive
 from stepkit.engine._level import run_level
 from stepkit.engine._options import RunOptions
-from stepkit.engine._position import check_position
-from stepkit.engine._run import STOPPED, Gen, Run
-from stepkit.engine._summary import format_summary, summary_logger
+from stepkit.engine._position import check_position, from_tree, rename_position
+from stepkit.engine._run import Run
+from stepkit.engine._summary import format_summary, quiet_paths, run_status, summary_logger
 from stepkit.errors import (
     CheckpointEncodeError,
     CheckpointExpiredError,
@@ -74,7 +75,8 @@ class Prepared:
     def log_summary(self, status: str) -> None:
         if self.logger is not None:
             run = self.run
-            self.logger.info(format_summary(self.pipeline, run.run_id, status, run.records))
+            summary = format_summary(self.pipeline, run.run_id, status, run.records, run.quiet)
+            self.logger.info(summary)
 
 
 def _combined(
@@ -163,6 +165,8 @@ def _prepare(
     run.last_step = last_step
     gen = run_level(run, run.root, pipeline, "", resume)
     logger = summary_logger(opts.get("log") if options.log is None else options.log)
+    if run.debug or logger is not None:
+        run.quiet = quiet_paths(pipeline)
     return Prepared(run, gen, sleep, pipeline.name, logger)
 
 
@@ -230,7 +234,7 @@ def prepare_resume(
     The override, if any, is merged afterwards with :func:`apply_override`.
     """
     opts = pipeline.options
-    position, step, ctx = saved.position, saved.step_name, saved.context
+    position, step, ctx = from_tree(saved.position), saved.step_name, saved.context
     renamed = opts.get("renamed")
     if renamed:
         position, step = rename_position(position, renamed), rename_step(step, renamed)
@@ -284,7 +288,7 @@ def drive_sync(prepared: Prepared, on_finish: OnFinish | None = None) -> RunResu
         raise
     finally:
         loop.close()
-        prepared.log_summary(_status_name(status))
+        prepared.log_summary(run_status(status, error))
         if on_finish is not None:
             on_finish(status == STOPPED, error)
     return _result(prepared, status)
@@ -301,16 +305,10 @@ async def drive_async(prepared: Prepared, on_finish: AsyncOnFinish | None = None
         error = exc
         raise
     finally:
-        prepared.log_summary(_status_name(status))
+        prepared.log_summary(run_status(status, error))
         if on_finish is not None:
             await on_finish(status == STOPPED, error)
     return _result(prepared, status)
-
-
-def _status_name(status: Any) -> str:
-    if status is None:
-        return "failed"
-    return "stopped" if status == STOPPED else "completed"
 
 
 def run(pipeline: Pipeline, input: Any, options: RunOptions) -> RunResult:

@@ -2,9 +2,10 @@
 
 Every decision (step order, retries, merging, events, stop, resume position)
 is made here, once. The generators never call user code or sleep themselves:
-they yield ``(CALL, fn, arg)``, ``(EMIT, handlers, event)``... and the sync
-or async driver in :mod:`stepkit.engine._drivers` performs the command and sends
-the result back (or throws the exception in).
+they yield commands (``Call(fn, arg)``, ``Emit(handlers, event)``... from
+:mod:`stepkit.engine._commands`), and the sync or async driver in
+:mod:`stepkit.engine._drivers` performs each and sends the result back (or
+throws the exception in).
 """
 
 from __future__ import annotations
@@ -14,20 +15,33 @@ from time import perf_counter as _clock
 from typing import TYPE_CHECKING, Any
 
 from stepkit.engine._attempts import call_with_policy, check_output, merge
-from stepkit.engine._position import Frame, ItemState, item_output
-from stepkit.engine._run import (
-    CALL,
+from stepkit.engine._commands import (
     DONE,
-    ERROR_HOOKS,
-    PARALLEL,
-    START_HOOKS,
     STOPPED,
+    Call,
+    ErrorHooks,
     Gen,
-    Run,
-    StepFailure,
-    log,
+    Parallel,
+    StartHooks,
 )
-from stepkit.engine._step import complete, failed, record_failure
+from stepkit.engine._frames import Frame, ItemState, apply_writes, container_frame, item_output
+from stepkit.engine._position import (
+    Done,
+    InCase,
+    InNested,
+    InParallel,
+    ItemDone,
+    ItemRunning,
+    Position,
+)
+from stepkit.engine._run import Run, StepFailure, log
+from stepkit.engine._step import (
+    complete,
+    complete_container,
+    complete_item,
+    failed,
+    record_failure,
+)
 from stepkit.errors import PipelineAbortedError, StepFailedError
 from stepkit.events import StepStartEvent
 from stepkit.pipeline._plan import FnItem, Node, PipeItem, Policy
@@ -38,7 +52,9 @@ if TYPE_CHECKING:
 __all__ = ["Run", "run_level"]
 
 
-def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Any = None) -> Gen:
+def run_level(
+    run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Position | None = None
+) -> Gen:
     """Run the nodes of one pipeline level; return DONE or STOPPED.
 
     ``resume`` is a position checked by :func:`check_position` beforehand.
@@ -46,9 +62,9 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
     nodes, policies = pipeline.nodes, pipeline.policies()
     start = 0
     if resume is not None:
-        name = resume.get("done", resume.get("at"))
+        name = resume.name
         start = next(i for i, n in enumerate(nodes) if n.name == name)
-        if "done" in resume:
+        if type(resume) is Done:
             frame.done = name
         else:
             status = yield from run_node(run, frame, nodes[start], policies[start], prefix, resume)
@@ -58,6 +74,7 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
     abort = run.abort
     # the short path for plain steps applies when nothing needs the long one
     plain = pipeline.plain_steps() if not (run.start_hooks or run.debug) else ()
+    call: Call | None = None  # the inline path's one command, refilled per step
     for i in range(start, len(nodes)):
         if run.stopped:
             return STOPPED
@@ -73,8 +90,12 @@ def run_level(run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: A
             status = yield from run_node(run, frame, nodes[i], policies[i], prefix)
         else:  # a plain step, inline: no generator per step (the hot path)
             t0 = _clock()
+            if call is None:
+                call = Call(fn, frame.view)
+            else:
+                call.fn = fn
             try:
-                out = yield (CALL, fn, frame.view)
+                out = yield call
                 if out is not None:
                     if type(out) is not dict:
                         check_output(out, prefix + nodes[i].name, 1)
@@ -107,7 +128,7 @@ def run_node(
     node: Node,
     policy: Policy,
     prefix: str,
-    resume: Any = None,
+    resume: Position | None = None,
     plain_error: Exception | None = None,
 ) -> Gen:
     """Run one node (from its start, or ``resume`` inside it); return a level outcome.
@@ -122,15 +143,15 @@ def run_node(
     if resume is None:
         when = policy.when
         if when is not None and when is not True:  # noqa: SIM102 (the yield must stay lazy)
-            if when is False or not (yield (CALL, when, frame.view)):
+            if when is False or not (yield Call(when, frame.view)):
                 run.records.append((path, "skipped", 0.0, 0, None))
-                if run.debug:
+                if run.debug and path not in run.quiet:
                     log.debug("step %s skipped (when= is false)", path)
                 return DONE
-        if run.debug:
+        if run.debug and path not in run.quiet:
             log.debug("step %s starting", path)
         if run.start_hooks:
-            yield (START_HOOKS, run.start_hooks, StepStartEvent(path, frame.view, run.run_id))
+            yield StartHooks(run.start_hooks, StepStartEvent(path, frame.view, run.run_id))
     items = node.items
     try:
         if node.kind == "step" and len(items) == 1 and type(items[0]) is FnItem:
@@ -141,7 +162,7 @@ def run_node(
             else:
                 attempts = 1
                 try:
-                    out = yield (CALL, fn, frame.view)
+                    out = yield Call(fn, frame.view)
                 except Exception as exc:
                     raise StepFailure(exc, 1) from exc
             duration = _clock() - t0
@@ -157,15 +178,19 @@ def run_node(
         if node.kind == "transform":
             return (yield from _transform(run, frame, node, policy, path))
         if node.kind == "branch":
-            return (yield from _branch(run, frame, node, path, resume))
+            assert resume is None or type(resume) is InCase
+            return (yield from _branch(run, frame, node, policy, path, resume))
         if len(items) == 1:
-            return (yield from _nested(run, frame, node, path, resume))
+            assert resume is None or type(resume) is InNested
+            return (yield from _nested(run, frame, node, policy, path, resume))
+        assert resume is None or type(resume) is InParallel
         return (yield from _parallel(run, frame, node, policy, path, resume))
     except StepFailure as failure:
         return (yield from failed(run, frame, node, policy, path, failure.exc, failure.attempts))
     except StepFailedError as exc:
         # a step inside this container failed; its hooks have been called
         if policy.on_error == "raise":
+            run.records.append((path, "failed", 0.0, exc.attempts, exc))  # the container too
             raise
         return (yield from record_failure(run, frame, node, policy, path, exc, exc.attempts))
 
@@ -193,32 +218,37 @@ def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) ->
     return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts, removed))
 
 
-def _nested(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
+def _nested(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: InNested | None
+) -> Gen:
     item = node.items[0]
     assert isinstance(item, PipeItem)
-    inner = Frame(frame.ctx, frame.view, frame.written)
+    inner = container_frame(frame, policy, resume)
     frame.child = ("nest", node.name, inner)
     t0 = _clock()
-    inner_resume = None if resume is None else resume.get("in")
+    inner_resume = None if resume is None else resume.inner
     status = yield from run_level(run, inner, item.pipeline, path + "/", inner_resume)
     if status == STOPPED:
         return STOPPED
-    return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+    return (yield from complete_container(run, frame, inner, node, policy, path, t0))
 
 
-def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
+def _branch(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: InCase | None
+) -> Gen:
     t0 = _clock()
     if resume is not None:
-        key, case_resume = resume["case"], resume.get("in")
+        key, case_resume = resume.case, resume.inner
     else:
         case_resume = None
         try:
-            key = yield (CALL, node.selector, frame.view)
+            assert node.selector is not None
+            key = yield Call(node.selector, frame.view)
         except Exception as exc:
             raise StepFailure(exc, 1) from exc
         if key is None:
             run.records.append((path, "skipped", 0.0, 0, None))
-            if run.debug:
+            if run.debug and path not in run.quiet:
                 log.debug("branch %s skipped (its selector returned None)", path)
             return DONE
         if not (isinstance(key, str) and node.case(key) is not None):
@@ -235,42 +265,42 @@ def _branch(run: Run, frame: Frame, node: Node, path: str, resume: Any) -> Gen:
             key = "default"
     target = node.case(key)
     assert target is not None
-    inner = Frame(frame.ctx, frame.view, frame.written)
+    inner = container_frame(frame, policy, resume)
     frame.child = ("case", node.name, key, inner)
     status = yield from run_level(run, inner, target, f"{path}/{key}/", case_resume)
     if status == STOPPED:
         return STOPPED
-    return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+    return (yield from complete_container(run, frame, inner, node, policy, path, t0))
 
 
-def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: Any) -> Gen:
+def _parallel(
+    run: Run, frame: Frame, node: Node, policy: Policy, path: str, resume: InParallel | None
+) -> Gen:
     t0 = _clock()
     parent = frame.ctx
     states = [ItemState() for _ in node.items]
-    saved_items = resume["items"] if resume is not None else [None] * len(node.items)
+    saved_items = resume.items if resume is not None else (None,) * len(node.items)
     started: list[tuple[str, ItemState]] = []
     gens: list[Gen] = []
     for item, state, saved in zip(node.items, states, saved_items, strict=False):
-        if saved is not None and "out" in saved:
-            state.out, state.removed = dict(saved["out"]), list(saved.get("del", ()))
+        if type(saved) is ItemDone:
+            state.out, state.removed = dict(saved.out), list(saved.removed)
             continue
         if isinstance(item, FnItem):
             item_path = f"{path}/{item.name}"
-            gens.append(_fn_item(state, item.fn, frame.view, policy, item_path))
+            gens.append(_fn_item(run, state, item.fn, frame.view, policy, item_path))
         else:
             item_path = path
-            ctx = dict(parent)
+            state.frame = Frame(dict(parent), written={})
             item_resume = None
-            if saved is not None:
-                ctx.update(saved.get("set", {}))
-                for key in saved.get("del", ()):
-                    ctx.pop(key, None)
-                item_resume = saved.get("in")
-            state.frame = Frame(ctx, written=set(saved.get("set", ())) if saved else set())
+            if type(saved) is ItemRunning:
+                writes = saved.writes
+                apply_writes(state.frame.ctx, state.frame.written, writes.changed, writes.removed)
+                item_resume = saved.inner
             gens.append(_pipe_item(run, state, item.pipeline, parent, path + "/", item_resume))
         started.append((item_path, state))
     frame.child = ("par", node.name, states, parent)
-    outcomes = (yield (PARALLEL, gens)) if gens else []
+    outcomes = (yield Parallel(gens)) if gens else []
     stopped = False
     failures: list[tuple[str, BaseException, int]] = []
     for (item_path, _state), (ok, value) in zip(started, outcomes, strict=False):
@@ -285,9 +315,20 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
     if stopped:
         return STOPPED
     if failures:
-        for item_path, exc, _attempts in failures:
-            if not isinstance(exc, StepFailedError) and run.error_hooks:
-                yield (ERROR_HOOKS, run.error_hooks, item_path, exc)
+        for item_path, exc, attempts in failures:
+            if isinstance(exc, StepFailedError):
+                continue  # a step inside a nested item: logged, recorded and hooked already
+            log.warning(
+                "step %s failed after %d attempt(s) (parallel_mode=%r): %s: %s",
+                item_path,
+                attempts,
+                policy.parallel_mode,
+                type(exc).__name__,
+                exc,
+            )
+            run.records.append((item_path, "failed", 0.0, attempts, exc))
+            if run.error_hooks:
+                yield ErrorHooks(run.error_hooks, item_path, exc)
         if policy.parallel_mode == "all":
             item_path, exc, attempts = failures[0]
             if isinstance(exc, StepFailedError):
@@ -303,9 +344,6 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
                 checkpoint=run.snapshot_now(),
                 run_id=run.run_id,
             ) from exc
-        for item_path, exc, attempts in failures:
-            log.warning("parallel item %s failed (parallel_mode='settled'): %s", item_path, exc)
-            run.records.append((item_path, "failed", 0.0, attempts, exc))
     merged: dict[str, Any] = {}
     removed: list[str] = []
     for state in states:
@@ -323,13 +361,23 @@ def _parallel(run: Run, frame: Frame, node: Node, policy: Policy, path: str, res
 
 
 def _fn_item(
-    state: ItemState, fn: Callable[..., Any], view: Mapping[str, Any], policy: Policy, path: str
+    run: Run,
+    state: ItemState,
+    fn: Callable[..., Any],
+    view: Mapping[str, Any],
+    policy: Policy,
+    path: str,
 ) -> Gen:
+    """One function item of a parallel step: a step of its own, named ``<step>/<item>``."""
+    if run.debug and path not in run.quiet:
+        log.debug("step %s starting", path)
+    if run.start_hooks:
+        yield StartHooks(run.start_hooks, StepStartEvent(path, view, run.run_id))
+    t0 = _clock()
     out, attempts = yield from call_with_policy(fn, view, policy, path)
     if out is not None:
         check_output(out, path, attempts)
-    state.out = dict(out) if out is not None else {}
-    return DONE
+    return (yield from complete_item(run, state, path, view, out, _clock() - t0, attempts))
 
 
 def _pipe_item(
@@ -338,7 +386,7 @@ def _pipe_item(
     pipeline: Pipeline,
     parent: dict[str, Any],
     prefix: str,
-    resume: Any,
+    resume: Position | None,
 ) -> Gen:
     assert state.frame is not None
     status = yield from run_level(run, state.frame, pipeline, prefix, resume)

@@ -1,106 +1,339 @@
-"""Where a run is: frames of the running levels, and the resume position they encode.
+"""The resume position: where a run is, as small typed values, and its JSON form.
 
-A position is a small JSON-ready tree. At each level it is ``None`` (nothing
-done yet), ``{"done": name}`` (node ``name`` completed), or ``{"at": name,
-...}`` (inside a container: ``"in"`` for a nested pipeline, ``"case"`` and
-``"in"`` for a branch, ``"items"`` for parallel items).
+One owner for the position: it is produced from the running frames
+(:func:`position_of`), serialised to and from the JSON tree stored in
+checkpoints and stores (:func:`to_tree`, :func:`from_tree`), renamed for
+``Pipeline(renamed=...)`` (:func:`rename_position`) and checked against a
+pipeline before a resume (:func:`check_position`). At each level a position
+is ``None`` (nothing done yet), :class:`Done`, or inside a container:
+:class:`InNested`, :class:`InCase` or :class:`InParallel`.
+
+The JSON tree, unchanged since the first checkpoints: ``{"done": name}``;
+``{"at": name, "in": ...}`` (nested); ``{"at": name, "case": key, "in": ...}``
+(branch), both with ``"set"``/``"del"`` when the container runs on its own
+copy of the context; ``{"at": name, "items": [...]}`` (parallel), an item
+being ``null``, ``{"out": {...}, "del": [...]}`` or ``{"in": ..., "set":
+{...}, "del": [...]}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, final
 
+from stepkit.engine._frames import Frame, item_output
 from stepkit.errors import CheckpointMismatchError, InvalidCheckpointError
 from stepkit.pipeline._plan import FnItem, PipeItem
 
 if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
 
-
-class Frame:
-    """One running pipeline level: its context, last completed node, and child."""
-
-    __slots__ = ("child", "ctx", "done", "view", "written")
-
-    def __init__(
-        self,
-        ctx: dict[str, Any],
-        view: Mapping[str, Any] | None = None,
-        written: set[str] | None = None,
-    ) -> None:
-        self.ctx = ctx
-        self.view: Mapping[str, Any] = MappingProxyType(ctx) if view is None else view
-        # keys written by the steps of a parallel item (None outside parallel items):
-        # the item's output is what it wrote, never guessed from value identity
-        self.written = written
-        self.done: str | None = None
-        # None | ("nest", name, Frame) | ("case", name, key, Frame)
-        # | ("par", name, [ItemState], parent ctx)
-        self.child: tuple[Any, ...] | None = None
+__all__ = [
+    "Done",
+    "InCase",
+    "InNested",
+    "InParallel",
+    "ItemDone",
+    "ItemRunning",
+    "Position",
+    "Writes",
+    "check_position",
+    "from_tree",
+    "position_of",
+    "position_tree",
+    "rename_position",
+    "to_tree",
+]
 
 
-class ItemState:
-    """Progress of one parallel item: its frame while running, its output when done."""
+@final
+@dataclass(frozen=True, slots=True)
+class Writes:
+    """What the steps of a frame on its own copy of the context wrote, and removed."""
 
-    __slots__ = ("frame", "out", "removed")
-
-    def __init__(self) -> None:
-        self.frame: Frame | None = None
-        self.out: dict[str, Any] | None = None
-        self.removed: list[str] = []
+    changed: Mapping[str, Any]
+    removed: tuple[str, ...] = ()
 
 
-def item_output(frame: Frame, parent: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """What a parallel item's steps wrote (still present), and the parent keys it removed."""
-    ctx = frame.ctx
-    written = frame.written or ()
-    return {k: ctx[k] for k in written if k in ctx}, [k for k in parent if k not in ctx]
+@final
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Node ``name`` of this level has completed."""
+
+    name: str
 
 
-def position_of(frame: Frame) -> Any:
+@final
+@dataclass(frozen=True, slots=True)
+class InNested:
+    """Inside the nested pipeline of step ``name``, at ``inner``."""
+
+    name: str
+    inner: Position | None
+    writes: Writes | None = None  # set when the step has a merge= rule other than override
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InCase:
+    """Inside case ``case`` of branch ``name``, at ``inner``."""
+
+    name: str
+    case: str
+    inner: Position | None
+    writes: Writes | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ItemDone:
+    """A parallel item that finished: its output and the keys it removed."""
+
+    out: Mapping[str, Any]
+    removed: tuple[str, ...] = ()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ItemRunning:
+    """A nested parallel item stopped midway: its position and what it wrote so far."""
+
+    inner: Position | None
+    writes: Writes
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InParallel:
+    """Inside parallel step ``name``: one progress per item (``None``: not started)."""
+
+    name: str
+    items: tuple[ItemDone | ItemRunning | None, ...]
+
+
+Position = Done | InNested | InCase | InParallel
+
+
+# -- produced from the frames -------------------------------------------------------
+
+
+def position_of(frame: Frame) -> Position | None:
     """The resume position of ``frame`` and everything running below it."""
     child = frame.child
     if child is None:
-        return None if frame.done is None else {"done": frame.done}
+        return None if frame.done is None else Done(frame.done)
     kind = child[0]
     if kind == "nest":
-        return {"at": child[1], "in": position_of(child[2])}
+        return InNested(child[1], position_of(child[2]), _writes_of(child[2], frame))
     if kind == "case":
-        return {"at": child[1], "case": child[2], "in": position_of(child[3])}
+        return InCase(child[1], child[2], position_of(child[3]), _writes_of(child[3], frame))
     _, name, states, parent = child
-    items: list[Any] = []
+    items: list[ItemDone | ItemRunning | None] = []
     for state in states:
         inner = state.frame
         if state.out is not None:
-            items.append({"out": state.out, "del": state.removed})
+            items.append(ItemDone(state.out, tuple(state.removed)))
         elif inner is not None and (inner.done is not None or inner.child is not None):
             changed, removed = item_output(inner, parent)
-            items.append({"in": position_of(inner), "set": changed, "del": removed})
+            items.append(ItemRunning(position_of(inner), Writes(changed, tuple(removed))))
         else:
             items.append(None)
-    return {"at": name, "items": items}
+    return InParallel(name, tuple(items))
 
 
-def check_position(pipeline: Pipeline, pos: Any) -> None:
+def _writes_of(inner: Frame, frame: Frame) -> Writes | None:
+    """A container on its own copy of the context (merge= not override) carries its writes."""
+    if inner.ctx is frame.ctx:
+        return None
+    changed, removed = item_output(inner, frame.ctx)
+    return Writes(changed, tuple(removed))
+
+
+def position_tree(frame: Frame) -> Any:
+    """The JSON tree of ``frame``'s position (the common top-level case without a walk)."""
+    if frame.child is None:
+        return None if frame.done is None else {"done": frame.done}
+    return to_tree(position_of(frame))
+
+
+# -- the JSON tree ------------------------------------------------------------------
+
+
+def to_tree(pos: Position | None) -> Any:
+    """The JSON-ready tree of a position (values in ``set``/``out`` left to the codec)."""
+    if pos is None:
+        return None
+    if type(pos) is Done:
+        return {"done": pos.name}
+    if type(pos) is InNested:
+        return _add_writes({"at": pos.name, "in": to_tree(pos.inner)}, pos.writes)
+    if type(pos) is InCase:
+        tree = {"at": pos.name, "case": pos.case, "in": to_tree(pos.inner)}
+        return _add_writes(tree, pos.writes)
+    assert type(pos) is InParallel
+    return {"at": pos.name, "items": [_item_tree(item) for item in pos.items]}
+
+
+def _add_writes(tree: dict[str, Any], writes: Writes | None) -> dict[str, Any]:
+    if writes is not None:
+        tree["set"], tree["del"] = writes.changed, list(writes.removed)
+    return tree
+
+
+def _item_tree(item: ItemDone | ItemRunning | None) -> Any:
+    if item is None:
+        return None
+    if type(item) is ItemDone:
+        return {"out": item.out, "del": list(item.removed)}
+    assert type(item) is ItemRunning
+    return {"in": to_tree(item.inner), "set": item.writes.changed, "del": list(item.writes.removed)}
+
+
+def from_tree(tree: Any, prefix: str = "") -> Position | None:
+    """Read a position from its JSON tree (decoded values); malformed -> InvalidCheckpointError.
+
+    Only the structure is checked here; whether the pipeline has these steps
+    is :func:`check_position`'s question.
+    """
+    if tree is None:
+        return None
+    bad = InvalidCheckpointError(f"malformed resume position at {prefix or 'top level'}")
+    if not isinstance(tree, dict):
+        raise bad
+    if "done" in tree:
+        if not isinstance(tree["done"], str):
+            raise bad
+        return Done(tree["done"])
+    name = tree.get("at")
+    if not isinstance(name, str):
+        raise bad
+    here = prefix + name + "/"
+    writes = None
+    if "set" in tree or "del" in tree:
+        if not _writes_ok(tree):
+            raise InvalidCheckpointError(f"malformed resume position at {prefix + name!r}")
+        writes = Writes(tree.get("set", {}), tuple(tree.get("del", ())))
+    if "case" in tree:
+        case = tree["case"]
+        if not isinstance(case, str):
+            raise InvalidCheckpointError(f"malformed branch case at {prefix + name!r}")
+        return InCase(name, case, from_tree(tree.get("in"), f"{here}{case}/"), writes)
+    if "items" in tree:
+        items = tree["items"]
+        if not isinstance(items, list):
+            raise _items_changed(prefix + name)
+        return InParallel(name, tuple(_item(saved, here) for saved in items))
+    return InNested(name, from_tree(tree.get("in"), here), writes)
+
+
+def _item(saved: Any, here: str) -> ItemDone | ItemRunning | None:
+    if saved is None:
+        return None
+    if (
+        not isinstance(saved, dict)
+        or ("out" in saved and not _str_keys(saved["out"]))
+        or not _writes_ok(saved)
+    ):
+        raise InvalidCheckpointError(f"malformed parallel progress in step {here[:-1]!r}")
+    removed = tuple(saved.get("del", ()))
+    if "out" in saved:
+        return ItemDone(saved["out"], removed)
+    return ItemRunning(from_tree(saved.get("in"), here), Writes(saved.get("set", {}), removed))
+
+
+def _str_keys(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and k != "$t" for k in value)
+
+
+def _writes_ok(saved: dict[str, Any]) -> bool:
+    """Whether the optional ``"set"`` and ``"del"`` of a tree are well formed."""
+    if "set" in saved and not _str_keys(saved["set"]):
+        return False
+    removed = saved.get("del", [])
+    return isinstance(removed, list) and all(isinstance(k, str) for k in removed)
+
+
+def _items_changed(path: str) -> CheckpointMismatchError:
+    return CheckpointMismatchError(
+        f"the checkpoint is inside parallel step {path!r}, whose items have changed since"
+    )
+
+
+# -- renamed steps ------------------------------------------------------------------
+
+
+def rename_position(
+    pos: Position | None, renamed: Mapping[str, str], prefix: str = ""
+) -> Position | None:
+    """Rewrite the names in a position according to ``renamed`` (old -> new full paths).
+
+    ``renamed`` may rename a step within its parent, and a branch case; moving
+    a step to another parent is a :class:`CheckpointMismatchError`.
+    """
+    if pos is None or not renamed:
+        return pos
+    old_path = prefix + pos.name
+    name = pos.name
+    if old_path in renamed:
+        new_path = renamed[old_path]
+        new_prefix, _, name = new_path.rpartition("/")
+        if (new_prefix + "/" if new_prefix else "") != prefix:
+            raise CheckpointMismatchError(
+                f"renamed={{{old_path!r}: {new_path!r}}} moves the step to another parent; "
+                "renamed= can only rename a step within its parent"
+            )
+    if type(pos) is Done:
+        return Done(name)
+    here = prefix + name + "/"
+    if type(pos) is InCase:
+        case_path = old_path + "/" + pos.case
+        case = renamed[case_path].rpartition("/")[2] if case_path in renamed else pos.case
+        base = _rebase(renamed, case_path, here + case)
+        return InCase(name, case, rename_position(pos.inner, base, here + case + "/"), pos.writes)
+    base = _rebase(renamed, old_path, prefix + name)
+    if type(pos) is InNested:
+        return InNested(name, rename_position(pos.inner, base, here), pos.writes)
+    assert type(pos) is InParallel
+    return InParallel(
+        name,
+        tuple(
+            ItemRunning(rename_position(item.inner, base, here), item.writes)
+            if type(item) is ItemRunning
+            else item
+            for item in pos.items
+        ),
+    )
+
+
+def _rebase(renamed: Mapping[str, str], old: str, new: str) -> dict[str, str]:
+    """Renames below ``old`` expressed as if ``old`` had already been renamed to ``new``."""
+    if old == new:
+        return dict(renamed)
+    out: dict[str, str] = {}
+    for k, v in renamed.items():
+        out[new + k[len(old) :] if k.startswith(old + "/") else k] = v
+    return out
+
+
+# -- checked against a pipeline -----------------------------------------------------
+
+
+def check_position(pipeline: Pipeline, pos: Position | None) -> None:
     """Raise unless ``pos`` is a position this pipeline can resume from.
 
     A step path that is gone is a :class:`CheckpointMismatchError` naming it
-    and listing the pipeline's current steps; anything malformed is an
-    :class:`InvalidCheckpointError`, so that resuming never fails midway.
+    and listing the pipeline's current steps; a function item recorded as
+    running is an :class:`InvalidCheckpointError` (it cannot be). Resuming
+    therefore never fails midway.
     """
     _check(pipeline, pos, "", pipeline)
 
 
-def _check(pipeline: Pipeline, pos: Any, prefix: str, root: Pipeline) -> None:
+def _check(pipeline: Pipeline, pos: Position | None, prefix: str, root: Pipeline) -> None:
     if pos is None:
         return
-    if not isinstance(pos, dict):
-        raise InvalidCheckpointError(f"malformed resume position at {prefix or 'top level'}")
-    name = pos.get("done", pos.get("at"))
-    if not isinstance(name, str):
-        raise InvalidCheckpointError(f"malformed resume position at {prefix or 'top level'}")
+    name = pos.name
     node = next((n for n in pipeline.nodes if n.name == name), None)
     if node is None:
         raise CheckpointMismatchError(
@@ -108,52 +341,33 @@ def _check(pipeline: Pipeline, pos: Any, prefix: str, root: Pipeline) -> None:
             f"{root.name!r} any more; its steps are now: "
             f"{', '.join(root.step_paths()) or '(none)'}"
         )
-    if "done" in pos:
+    if type(pos) is Done:
         return
     path = prefix + name + "/"
     if node.kind == "branch":
-        key = pos.get("case")
-        target = node.case(key) if isinstance(key, str) else None
+        key = pos.case if type(pos) is InCase else None
+        target = node.case(key) if key is not None else None
         if target is None:
             raise CheckpointMismatchError(
                 f"the checkpoint is inside case {key!r} of branch {prefix + name!r}, "
                 "which the pipeline no longer has"
             )
-        _check(target, pos.get("in"), f"{path}{key}/", root)
+        assert type(pos) is InCase
+        _check(target, pos.inner, f"{path}{key}/", root)
     elif node.kind == "step" and len(node.items) > 1:
-        items = pos.get("items")
-        if not isinstance(items, list) or len(items) != len(node.items):
-            raise CheckpointMismatchError(
-                f"the checkpoint is inside parallel step {prefix + name!r}, whose items "
-                "have changed since"
-            )
-        for item, saved in zip(node.items, items, strict=True):
-            _check_item(item, saved, path, root)
-    elif node.kind == "step" and isinstance(node.items[0], PipeItem):
-        _check(node.items[0].pipeline, pos.get("in"), path, root)
+        if type(pos) is not InParallel or len(pos.items) != len(node.items):
+            raise _items_changed(prefix + name)
+        for item, saved in zip(node.items, pos.items, strict=True):
+            if type(saved) is ItemRunning:
+                if isinstance(item, FnItem):
+                    raise InvalidCheckpointError(
+                        f"malformed parallel progress in step {prefix + name!r}"
+                    )
+                _check(item.pipeline, saved.inner, path, root)
+    elif node.kind == "step" and isinstance(node.items[0], PipeItem) and type(pos) is InNested:
+        _check(node.items[0].pipeline, pos.inner, path, root)
     else:
         raise CheckpointMismatchError(
             f"the checkpoint is inside step {prefix + name!r}, which is no longer a "
             "nested pipeline, branch or parallel step"
         )
-
-
-def _str_keys(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(k, str) and k != "$t" for k in value)
-
-
-def _check_item(item: FnItem | PipeItem, saved: Any, path: str, root: Pipeline) -> None:
-    if saved is None:
-        return
-    bad = InvalidCheckpointError(f"malformed parallel progress in step {path[:-1]!r}")
-    if not isinstance(saved, dict):
-        raise bad
-    if any(key in saved and not _str_keys(saved[key]) for key in ("out", "set")):
-        raise bad
-    removed = saved.get("del", [])
-    if not isinstance(removed, list) or not all(isinstance(k, str) for k in removed):
-        raise bad
-    if "out" not in saved:
-        if isinstance(item, FnItem):
-            raise bad
-        _check(item.pipeline, saved.get("in"), path, root)

@@ -1,37 +1,19 @@
-"""What one run is made of while it runs: its mutable state and the engine's commands.
+"""What one run is made of while it runs: its mutable state, shared by every level.
 
-The engine (:mod:`stepkit.engine._level`) yields the commands; the drivers
-(:mod:`stepkit.engine._drivers`) perform them.
+The commands the engine yields are in :mod:`stepkit.engine._commands`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from stepkit.engine._position import Frame, position_of
+from stepkit.engine._frames import Frame
+from stepkit.engine._position import position_tree
 from stepkit.events import RecordTuple
 
 log = logging.getLogger("stepkit")
-
-# Commands. A command is a tuple whose first element is one of these.
-CALL = 0  # (CALL, fn, arg) -> fn(arg), awaited if it returns an awaitable
-CALL_TIMEOUT = 1  # (CALL_TIMEOUT, fn, arg, seconds, step_name)
-EMIT = 2  # (EMIT, handlers, event) -> each handler(event), in order, awaited
-ERROR_HOOKS = 3  # (ERROR_HOOKS, handlers, step_name, exc) -> each handler(step_name, exc)
-SLEEP = 4  # (SLEEP, seconds)
-PARALLEL = 5  # (PARALLEL, [generator, ...]) -> [(True, value) | (False, exc), ...]
-START_HOOKS = 6  # (START_HOOKS, handlers, start_event) -> each handler(start_event)
-PERSIST = 7  # (PERSIST, persister, step_name, changed keys, removed keys) -> persister.save(...)
-
-# Level outcomes.
-DONE = 0
-STOPPED = 1
-ENDED = 2  # on_error="skip_remaining": this level ends early
-
-Command = tuple[Any, ...]
-Gen = Generator[Command, Any, Any]
 
 
 class Run:
@@ -46,6 +28,7 @@ class Run:
         "handlers",
         "last_step",
         "persister",
+        "quiet",
         "records",
         "root",
         "run_id",
@@ -79,14 +62,16 @@ class Run:
         self.last_step: str | None = None
         self.debug = log.isEnabledFor(logging.DEBUG)  # decided once, not per step
         self.persister: Any = None  # set for durable runs (stores)
+        # step paths left out of debug logs and the summary (log=False); set when logging
+        self.quiet: frozenset[str] = frozenset()
 
     def snapshot(self, step_name: str | None = None) -> str:
         """Encode the current state as a checkpoint string."""
-        return self.encoder(position_of(self.root), step_name or self.last_step, self.ctx)
+        return self.encoder(position_tree(self.root), step_name or self.last_step, self.ctx)
 
     def snapshot_now(self) -> Callable[[], str]:
         """A thunk for the checkpoint of the state as it is now (for errors)."""
-        pos, step, ctx = position_of(self.root), self.last_step, dict(self.ctx)
+        pos, step, ctx = position_tree(self.root), self.last_step, dict(self.ctx)
         return lambda: self.encoder(pos, step, ctx)
 
     def stop(self, step_name: str) -> None:

@@ -5,26 +5,20 @@ Generators like the engine's: they yield commands and never perform them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from time import perf_counter as _clock
+from types import MappingProxyType
 from typing import Any
 
-from stepkit.engine._position import Frame
-from stepkit.engine._run import (
-    DONE,
-    EMIT,
-    ENDED,
-    ERROR_HOOKS,
-    PERSIST,
-    STOPPED,
-    Command,
-    Gen,
-    Run,
-    log,
-)
+from stepkit.engine._attempts import merge
+from stepkit.engine._commands import DONE, ENDED, STOPPED, Emit, ErrorHooks, Gen, Persist
+from stepkit.engine._frames import Frame, ItemState, item_output
+from stepkit.engine._run import Run, log
 from stepkit.errors import StepFailedError
 from stepkit.events import StepEvent
 from stepkit.pipeline._plan import Node, Policy
 
-__all__ = ["complete", "failed", "record_failure"]
+__all__ = ["complete", "complete_container", "complete_item", "failed", "record_failure"]
 
 
 def complete(
@@ -44,12 +38,12 @@ def complete(
     run.last_step = path
     if run.persister is not None:
         yield _persist(run, frame, path, out, removed)
-    if run.debug:
+    if run.debug and path not in run.quiet:
         log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
     if run.handlers:
         event = StepEvent(path, frame.view, out, duration, attempts, run.run_id, run)
         try:
-            yield (EMIT, run.handlers, event)
+            yield Emit(run.handlers, event)
         finally:
             event._close()
         if run.stopped:
@@ -57,15 +51,70 @@ def complete(
     return DONE
 
 
-def _persist(run: Run, frame: Frame, path: str, out: Any, removed: tuple[str, ...]) -> Command:
-    """The PERSIST command for a step: which top-level keys of the run context it changed.
+def complete_item(
+    run: Run,
+    state: ItemState,
+    path: str,
+    before: Mapping[str, Any],
+    out: Mapping[str, Any] | None,
+    duration: float,
+    attempts: int,
+) -> Gen:
+    """Record a parallel function item that succeeded and emit its event; DONE or STOPPED.
+
+    Its output is kept in the parallel progress first, so the item's checkpoint
+    (and a durable run's version) resumes without running it again. The
+    event's context is the item's own: the context before the step with the
+    item's output over it.
+    """
+    state.out = {} if out is None else dict(out)
+    run.records.append((path, "completed", duration, attempts, None))
+    run.last_step = path
+    if run.persister is not None:
+        yield Persist(run.persister, path, (), ())  # the position carries the output
+    if run.debug and path not in run.quiet:
+        log.debug("step %s completed in %.6fs (attempts: %d)", path, duration, attempts)
+    if run.handlers:
+        view = MappingProxyType({**before, **state.out})
+        event = StepEvent(path, view, out, duration, attempts, run.run_id, run)
+        try:
+            yield Emit(run.handlers, event)
+        finally:
+            event._close()
+        if run.stopped:
+            return STOPPED
+    return DONE
+
+
+def complete_container(
+    run: Run, frame: Frame, inner: Frame, node: Node, policy: Policy, path: str, t0: float
+) -> Gen:
+    """Complete a nested pipeline or branch; merge its writes if it ran on its own copy.
+
+    The container's merge= rule is judged against the context as it was when
+    the container started (which its own copy left untouched).
+    """
+    if inner.ctx is frame.ctx:
+        return (yield from complete(run, frame, node.name, path, None, _clock() - t0, 1))
+    out, removed = item_output(inner, frame.ctx)
+    merge(frame.ctx, out, policy, path)
+    for key in removed:
+        frame.ctx.pop(key, None)
+    if frame.written is not None:
+        frame.written.update(out)
+    duration = _clock() - t0
+    return (yield from complete(run, frame, node.name, path, out, duration, 1, tuple(removed)))
+
+
+def _persist(run: Run, frame: Frame, path: str, out: Any, removed: tuple[str, ...]) -> Persist:
+    """The Persist command for a step: which top-level keys of the run context it changed.
 
     Steps inside a parallel item change the item's own context, which the
     position carries; they change no top-level key.
     """
     if frame.ctx is not run.ctx or out is None:
-        return (PERSIST, run.persister, path, (), ())
-    return (PERSIST, run.persister, path, tuple(out), removed)
+        return Persist(run.persister, path, (), ())
+    return Persist(run.persister, path, tuple(out), removed)
 
 
 def failed(
@@ -81,8 +130,9 @@ def failed(
         "step %s failed after %d attempt(s): %s: %s", path, attempts, type(exc).__name__, exc
     )
     if run.error_hooks:
-        yield (ERROR_HOOKS, run.error_hooks, path, exc)
+        yield ErrorHooks(run.error_hooks, path, exc)
     if policy.on_error == "raise":
+        run.records.append((path, "failed", 0.0, attempts, exc))  # for the summary
         raise StepFailedError(
             f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
             step_name=path,

@@ -39,6 +39,8 @@ class Policy:
     on_error: ErrorMode = "raise"
     merge: MergeMode = "override"
     parallel_mode: ParallelMode = "all"
+    # False: the step (and every step inside it) is left out of the run summary and debug logs
+    log: bool = True
 
 
 POLICY_OPTIONS = frozenset(f.name for f in fields(Policy))
@@ -148,6 +150,11 @@ def check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise PipelineDefinitionError(
                 f"{where}: timeout= must be seconds > 0 or None, got {t!r}"
             )
+    if "log" in out and not isinstance(out["log"], bool):
+        raise PipelineDefinitionError(
+            f"{where}: log= must be True or False (False leaves the step out of the run "
+            f"summary and debug logs), got {out['log']!r}"
+        )
     for key, allowed in (
         ("on_error", ERROR_MODES),
         ("merge", MERGE_MODES),

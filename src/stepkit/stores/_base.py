@@ -7,11 +7,12 @@ adds the async twins (the :class:`AsyncStore` protocol) and the context managers
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from stepkit.stores._records import RunRecord, RunStatus, SignalRecord, VersionRecord
-from stepkit.stores._sync_base import Change
+from stepkit.stores._sync_base import Change, Loaded
 from stepkit.stores._wake_base import DeliveryStatus, WakeBase
 
 __all__ = ["BaseStore", "Change"]
@@ -46,7 +47,9 @@ class BaseStore(WakeBase):
     **Optional** (defaults here): ``_history(run_id)`` (``None`` for no such run;
     the default reads versions one by one), ``_close()``, ``_append`` (the
     per-step hot path, by default an ``_update``), ``_chain`` (the versions a
-    rebuild reads, by default one ``_version`` per link) and ``_acall`` (how the
+    rebuild reads, by default one ``_version`` per link), ``_claim_and_load`` (a
+    resume's claim and read, by default an ``_update`` then a ``_chain``; one
+    transaction where the backend can) and ``_acall`` (how the
     async twins run the sync methods: a worker thread by default). List the
     backend's own exception types in ``_backend_errors`` so that they surface as
     :class:`StoreError`. A natively async backend may instead override the
@@ -86,6 +89,29 @@ class BaseStore(WakeBase):
             due=due,
         )
 
+    async def aclaim_and_load(
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        lease: float | None = None,
+        recover: bool = False,
+        dead_owner: str | None = None,
+        upto: int | None = None,
+        check: Callable[[RunRecord], None] | None = None,
+    ) -> Loaded:
+        """Async :meth:`claim_and_load`."""
+        return await self._acall(
+            self.claim_and_load,
+            run_id,
+            owner=owner,
+            lease=lease,
+            recover=recover,
+            dead_owner=dead_owner,
+            upto=upto,
+            check=check,
+        )
+
     async def arenew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
         """Async :meth:`renew`."""
         return await self._acall(self.renew, run_id, owner=owner, lease=lease)
@@ -97,10 +123,34 @@ class BaseStore(WakeBase):
         return await self._acall(self.append, version, owner=owner, lease=lease)
 
     async def asave_step(
-        self, version: VersionRecord, owner: str, lease: float | None = None
+        self,
+        run_id: str,
+        version: int,
+        parent: int | None,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+        created_at: float,
+        owner: str,
+        lease: float | None,
     ) -> None:
         """Async :meth:`save_step`."""
-        return await self._acall(self.save_step, version, owner, lease)
+        return await self._acall(
+            self.save_step,
+            run_id,
+            version,
+            parent,
+            step_name,
+            changes,
+            removed,
+            position,
+            snapshot,
+            created_at,
+            owner,
+            lease,
+        )
 
     async def afinish(
         self,

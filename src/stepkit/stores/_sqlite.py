@@ -38,7 +38,9 @@ from stepkit.stores._sqlite_sql import (
     APPEND,
     CHAIN,
     DUE,
+    GET_RUN,
     HISTORY_COLUMNS,
+    PURGE_CANDIDATES,
     RUN_COLUMNS,
     SCHEMA,
     VERSION_FIELDS,
@@ -50,6 +52,7 @@ from stepkit.stores._sqlite_sql import (
     run_row,
     version_row,
 )
+from stepkit.stores._sync_base import Loaded
 from stepkit.stores._transitions import PurgeRule
 from stepkit.stores._wake_base import due_order
 
@@ -209,9 +212,7 @@ class SQLiteStore(BaseStore):
 
     @staticmethod
     def _row(db: sqlite3.Connection, run_id: str) -> RunRecord | None:
-        row = db.execute(
-            f"SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
+        row = db.execute(GET_RUN, (run_id,)).fetchone()
         return None if row is None else run_row(row)
 
     @staticmethod
@@ -239,63 +240,117 @@ class SQLiteStore(BaseStore):
 
         self._transaction(body)
 
+    def _change_row(
+        self,
+        db: sqlite3.Connection,
+        run_id: str,
+        change: Change,
+        version: VersionRecord | None = None,
+    ) -> RunRecord:
+        """Inside a write transaction: apply ``change`` to the run, store it (and ``version``)."""
+        record = self._row(db, run_id)
+        if record is None:
+            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+        new = change(record, self._clock())
+        if version is not None:
+            self._insert_version(db, version)
+        # The write lock is held, so the compare-and-set below always matches; it
+        # spells out the condition a store without one (PostgreSQL) would rely on.
+        # The row stores the run as it stands (its version may be behind: see APPEND).
+        updated = db.execute(
+            "UPDATE stepkit_runs SET status = :status, version = :version, "
+            "step_name = :step_name, error = :error, updated_at = :updated_at, "
+            "owner = :owner, lease_until = :lease_until, wake_at = :wake_at, "
+            "waiting_for = :waiting_for "
+            "WHERE run_id = :run_id AND status = :was_status AND owner IS :was_owner",
+            {**run_to_json(new), "was_status": record.status, "was_owner": record.owner},
+        ).rowcount
+        if updated != 1:
+            raise RunConflictError(f"run {run_id!r} changed concurrently", run_id=run_id)
+        return new
+
     def _update(
         self, run_id: str, change: Change, version: VersionRecord | None = None
     ) -> RunRecord:
-        def body(db: sqlite3.Connection) -> RunRecord:
-            record = self._row(db, run_id)
-            if record is None:
-                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-            new = change(record, self._clock())
-            if version is not None:
-                self._insert_version(db, version)
-            # The write lock is held, so the compare-and-set below always matches; it
-            # spells out the condition a store without one (PostgreSQL) would rely on.
-            updated = db.execute(
-                "UPDATE stepkit_runs SET status = :status, version = :version, "
-                "step_name = :step_name, error = :error, updated_at = :updated_at, "
-                "owner = :owner, lease_until = :lease_until, wake_at = :wake_at, "
-                "waiting_for = :waiting_for "
-                "WHERE run_id = :run_id AND version = :was_version AND owner IS :was_owner",
-                {**run_to_json(new), "was_version": record.version, "was_owner": record.owner},
-            ).rowcount
-            if updated != 1:
-                raise RunConflictError(f"run {run_id!r} changed concurrently", run_id=run_id)
-            return new
+        return self._transaction(lambda db: self._change_row(db, run_id, change, version))
+
+    def _claim_and_load(
+        self,
+        run_id: str,
+        change: Change,
+        upto: int | None,
+        seen: builtins.list[RunRecord],
+        owner: str,
+    ) -> Loaded:
+        """Claim and read the chain in ONE transaction: if the read fails, no claim was made."""
+
+        def body(db: sqlite3.Connection) -> Loaded:
+            claimed = self._change_row(db, run_id, change)
+            target = target_version(claimed, run_id, upto)
+            rows = db.execute(CHAIN, (run_id, target))
+            chain = [version_row(row, checked=False) for row in rows]
+            return seen[-1], claimed, checked_chain(run_id, target, chain)
 
         return self._transaction(body)
 
     def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
-        """One conditional INSERT, committed on its own (see ``APPEND``)."""
         v = version
+        self._append_step(
+            v.run_id,
+            v.version,
+            v.parent,
+            v.step_name,
+            v.changes,
+            v.removed,
+            v.position,
+            v.snapshot,
+            v.created_at,
+            owner,
+            lease,
+            v.kind,
+        )
 
-        def execute(db: sqlite3.Connection) -> int:
-            now = self._clock()
-            params = (
-                v.run_id,
-                v.version,
-                v.parent,
-                v.step_name,
-                v.changes,
-                json.dumps(v.removed) if v.removed else "[]",
-                v.position,
-                v.snapshot,
-                v.created_at,
-                now,
-                None if lease is None else now + lease,
-                owner,
-                v.kind,
-            )
-            return int(db.execute(APPEND, params).rowcount)
+    def _append_step(
+        self,
+        run_id: str,
+        version: int,
+        parent: int | None,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+        created_at: float,
+        owner: str,
+        lease: float | None,
+        kind: str = "step",
+    ) -> None:
+        """One conditional INSERT, committed on its own (see ``APPEND``)."""
+        now = self._clock()
+        params = (
+            run_id,
+            version,
+            parent,
+            step_name,
+            changes,
+            json.dumps(removed) if removed else "[]",
+            position,
+            snapshot,
+            created_at,
+            now,
+            None if lease is None else now + lease,
+            owner,
+            kind,
+        )
 
         def attempt() -> int:
             with self._connection() as db:
-                return execute(db)
+                return int(db.execute(APPEND, params).rowcount)
 
         handle: _Handle | None = getattr(self._local, "handle", None)
         try:  # the common case first: this thread's open connection, no retry machinery
             if handle is not None and self._shared_lock is None and self._pid == os.getpid():
-                inserted = execute(handle.db)
+                inserted = handle.db.execute(APPEND, params).rowcount
             else:
                 inserted = attempt()
         except sqlite3.Error as exc:
@@ -304,11 +359,14 @@ class SQLiteStore(BaseStore):
             inserted = self._retry(attempt)
         if inserted == 1:
             return
-        record = self._get(v.run_id)  # say precisely why, with the shared rule
+        record = self._get(run_id)  # say precisely why, with the shared rule
         if record is None:
-            raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
+            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+        v = VersionRecord(
+            run_id, version, parent, step_name, changes, removed, position, snapshot, created_at
+        )
         _transitions.append(record, self._clock(), version=v, owner=owner, lease=lease)
-        raise RunConflictError(f"run {v.run_id!r} changed concurrently", run_id=v.run_id)
+        raise RunConflictError(f"run {run_id!r} changed concurrently", run_id=run_id)
 
     def _get(self, run_id: str) -> RunRecord | None:
         def body(db: sqlite3.Connection) -> RunRecord | None:
@@ -409,14 +467,7 @@ class SQLiteStore(BaseStore):
             # Candidates through the indexes; the rule itself decides (one source of truth).
             expired_before = now if rule.expired else float("-inf")
             stale_before = float("-inf") if rule.older_than is None else now - rule.older_than
-            rows = db.execute(
-                f"SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ? "
-                f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs "
-                "WHERE updated_at < ? AND status != 'running' "  # the partial index
-                f"UNION SELECT {RUN_COLUMNS} FROM stepkit_runs "
-                "WHERE status = 'running' AND updated_at < ?",
-                (expired_before, stale_before, stale_before),
-            ).fetchall()
+            rows = db.execute(PURGE_CANDIDATES, (expired_before, stale_before)).fetchall()
             doomed = [(r.run_id,) for r in map(run_row, rows) if rule.matches(r, now)]
             db.executemany("DELETE FROM stepkit_versions WHERE run_id = ?", doomed)
             db.executemany("DELETE FROM stepkit_signals WHERE run_id = ?", doomed)
@@ -428,10 +479,11 @@ class SQLiteStore(BaseStore):
     def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
         def body(db: sqlite3.Connection) -> tuple[int, builtins.list[VersionRecord]]:
             target = target_version(self._row(db, run_id), run_id, upto)
-            return target, [version_row(row) for row in db.execute(CHAIN, (run_id, target))]
+            rows = db.execute(CHAIN, (run_id, target))
+            return target, [version_row(row, checked=False) for row in rows]
 
         target, chain = self._transaction(body, write=False)
-        return checked_chain(run_id, target, chain)
+        return checked_chain(run_id, target, chain)  # checks every version once
 
     def _history(self, run_id: str) -> builtins.list[VersionRecord] | None:
         def body(db: sqlite3.Connection) -> builtins.list[VersionRecord] | None:

@@ -56,26 +56,10 @@ CREATE TABLE IF NOT EXISTS stepkit_versions (
     kind TEXT NOT NULL DEFAULT 'step', PRIMARY KEY (run_id, version)
 ) WITHOUT ROWID
 """,
-    """
-CREATE TRIGGER IF NOT EXISTS stepkit_versions_advance AFTER INSERT ON stepkit_versions
-WHEN NEW.saved_at IS NOT NULL BEGIN
-    UPDATE stepkit_runs SET version = NEW.version, step_name = NEW.step_name,
-        updated_at = NEW.saved_at, lease_until = COALESCE(NEW.renew_lease, lease_until)
-    WHERE run_id = NEW.run_id;
-END
-""",
+    # Older databases advanced the run row from a trigger on every saved step; the
+    # run's latest version is now read from the versions table instead (see RUN_SELECT).
+    "DROP TRIGGER IF EXISTS stepkit_versions_advance",
 )
-# Saving a step (the hot path) is ONE statement: insert the version if the run is at
-# the previous version and held by the owner (the compare-and-set); the trigger above
-# then advances the run (saved_at and renew_lease carry the store's clock and lease).
-# No index covers the columns it changes, so a save writes one run row and one version.
-APPEND = """
-INSERT INTO stepkit_versions (run_id, version, parent, step_name, changes, removed, position,
-    snapshot, created_at, saved_at, renew_lease, kind)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13
-WHERE EXISTS (SELECT 1 FROM stepkit_runs
-    WHERE run_id = ?1 AND owner = ?12 AND version = ?2 - 1 AND status = 'running')
-"""
 # Made after ``migrate`` (they index columns an older database gains there).
 WAKE_SCHEMA = (
     # the signal mailbox of workflow runs: messages are never changed nor consumed here
@@ -104,13 +88,56 @@ RUN_COLUMNS = (
     "run_id, pipeline, status, version, step_name, error, created_at, updated_at, "
     "expires_at, owner, lease_until, meta, wake_at, waiting_for"
 )
+# A run as it stands: its row, advanced by its latest version if that is newer (a step
+# saved by APPEND). ``FROM stepkit_runs AS r`` and a WHERE on ``r`` follow it.
+_NEWER = "v.version > r.version"
+RUN_SELECT = f"""
+SELECT r.run_id, r.pipeline, r.status,
+    CASE WHEN {_NEWER} THEN v.version ELSE r.version END AS version,
+    CASE WHEN {_NEWER} THEN v.step_name ELSE r.step_name END AS step_name,
+    r.error, r.created_at,
+    CASE WHEN {_NEWER} THEN COALESCE(v.saved_at, r.updated_at) ELSE r.updated_at END
+        AS updated_at,
+    r.expires_at, r.owner,
+    CASE WHEN {_NEWER} THEN COALESCE(v.renew_lease, r.lease_until) ELSE r.lease_until END
+        AS lease_until,
+    r.meta, r.wake_at, r.waiting_for"""
+LATEST = """LEFT JOIN stepkit_versions AS v ON v.run_id = r.run_id
+    AND v.version = (SELECT max(version) FROM stepkit_versions WHERE run_id = r.run_id)"""
+GET_RUN = f"{RUN_SELECT} FROM stepkit_runs AS r {LATEST} WHERE r.run_id = ?1"
+# Saving a step (the hot path) is ONE statement that writes ONE row: insert the version
+# if the run is held by the owner and stands at the previous version (the compare-and-
+# set). The run row is not touched: a version newer than the row carries the run's new
+# version, step name, update time (saved_at) and lease (renew_lease; without a new
+# lease, the current one), and every read of a run applies it (RUN_SELECT). Any other
+# write of the run row (claim, renew, finish) stores those derived values, so a run
+# that is not running has an exact row.
+APPEND = f"""
+INSERT INTO stepkit_versions (run_id, version, parent, step_name, changes, removed, position,
+    snapshot, created_at, saved_at, renew_lease, kind)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+    COALESCE(?11, (SELECT lease_until FROM ({GET_RUN}))), ?13
+WHERE EXISTS (SELECT 1 FROM stepkit_runs AS r
+    WHERE r.run_id = ?1 AND r.owner = ?12 AND r.status = 'running'
+    AND max(r.version, COALESCE(
+        (SELECT max(version) FROM stepkit_versions WHERE run_id = ?1), 0)) = ?2 - 1)
+"""
+# purge(): the candidates, through the indexes (the rule itself decides). Running runs
+# are read as they stand (advanced by their latest version: its lease and update time),
+# never from their possibly older rows.
+PURGE_CANDIDATES = f"""
+SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ?1 AND status != 'running'
+UNION SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE updated_at < ?2 AND status != 'running'
+UNION SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST} WHERE r.status = 'running')
+    WHERE expires_at < ?1 OR updated_at < ?2
+"""
 DUE = f"""
-SELECT * FROM (SELECT {RUN_COLUMNS} FROM stepkit_runs
-    WHERE status IN ('sleeping', 'waiting') AND wake_at IS NOT NULL AND wake_at <= ?1
-    ORDER BY wake_at LIMIT ?2)
+SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST}
+    WHERE r.status IN ('sleeping', 'waiting') AND r.wake_at IS NOT NULL AND r.wake_at <= ?1
+    ORDER BY r.wake_at LIMIT ?2)
 UNION ALL
-SELECT * FROM (SELECT {RUN_COLUMNS} FROM stepkit_runs
-    WHERE status = 'running' AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2)
+SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST}
+    WHERE r.status = 'running') WHERE lease_until <= ?1
 """
 # Exact names through the index; runs waiting on several names (one per line) by a scan
 # of the waiting runs whose waiting_for holds a newline.
@@ -171,10 +198,14 @@ def list_query(
         filters += " AND pipeline = ?"
         params.append(pipeline)
     order = " ORDER BY updated_at DESC, rowid DESC LIMIT ?"
+    by_latest = " ORDER BY updated_at DESC, seq DESC LIMIT ?"  # the derived updated_at
     rows = -1 if limit is None else limit  # LIMIT -1: no limit
+    # settled runs: their rows are exact (see APPEND), read in index order
     select = f"SELECT {RUN_COLUMNS}, rowid AS seq FROM stepkit_runs WHERE "
+    # running runs: advanced by their latest version, then sorted (there are few)
+    running = f"{RUN_SELECT}, r.rowid AS seq FROM stepkit_runs AS r {LATEST} WHERE "
     if status == "running":
-        return f"{select}status = 'running'{filters}{order}", [*params, rows]
+        return f"{running}status = 'running'{filters}{by_latest}", [*params, rows]
     if status is not None:  # "!= 'running'" lets the planner pick a settled index
         return f"{select}status = ? AND status != 'running'{filters}{order}", [
             status,
@@ -182,8 +213,8 @@ def list_query(
             rows,
         ]
     settled = f"SELECT * FROM ({select}status != 'running'{filters}{order})"
-    running = f"SELECT * FROM ({select}status = 'running'{filters}{order})"
-    sql = f"{settled} UNION ALL {running} ORDER BY updated_at DESC, seq DESC LIMIT ?"
+    held = f"SELECT * FROM ({running}status = 'running'{filters}{by_latest})"
+    sql = f"{settled} UNION ALL {held} ORDER BY updated_at DESC, seq DESC LIMIT ?"
     return sql, [*params, rows, *params, rows, rows]
 
 
@@ -203,7 +234,8 @@ def run_row(row: tuple[Any, ...]) -> RunRecord:
     return record
 
 
-def version_row(row: tuple[Any, ...]) -> VersionRecord:
+def version_row(row: tuple[Any, ...], *, checked: bool = True) -> VersionRecord:
+    """A version read back; ``checked=False`` when the caller checks it (``checked_chain``)."""
     run_id, version, parent, step_name, changes, removed, position, snapshot, created, kind = row
     try:
         names = json.loads(removed)
@@ -214,6 +246,8 @@ def version_row(row: tuple[Any, ...]) -> VersionRecord:
     record = VersionRecord(
         run_id, version, parent, step_name, changes, tuple(names), position, snapshot, created, kind
     )
+    if not checked:
+        return record
     problem = version_problem(record)
     if problem is not None:
         raise StoreError(f"corrupt row in stepkit_versions: {problem}")

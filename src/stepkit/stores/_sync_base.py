@@ -7,6 +7,7 @@ are written here once; ``BaseStore`` adds the async twins.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import functools
 import time
@@ -39,13 +40,15 @@ from stepkit.stores._records import (
 )
 from stepkit.stores._transitions import PurgeRule
 
-__all__ = ["Change", "SyncBase"]
+__all__ = ["Change", "Loaded", "SyncBase"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 #: A pure update of a run record at the store clock's ``now``: what ``_update`` applies.
 Change = Callable[[RunRecord, float], RunRecord]
+#: What :meth:`SyncBase.claim_and_load` returns: the record before, the claimed one, the chain.
+Loaded = tuple[RunRecord, RunRecord, builtins.list[VersionRecord]]
 
 
 class SyncBase:
@@ -103,6 +106,25 @@ class SyncBase:
         change = functools.partial(_transitions.append, version=version, owner=owner, lease=lease)
         self._update(version.run_id, change, version)
 
+    def _append_step(
+        self,
+        run_id: str,
+        version: int,
+        parent: int | None,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+        created_at: float,
+        owner: str,
+        lease: float | None,
+    ) -> None:
+        record = VersionRecord(
+            run_id, version, parent, step_name, changes, removed, position, snapshot, created_at
+        )
+        self._append(record, owner, lease)
+
     def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
         target = target_version(self._get(run_id), run_id, upto)
         return walk_chain(functools.partial(self._version, run_id), run_id, target)
@@ -158,28 +180,65 @@ class SyncBase:
         due: bool = False,
     ) -> RunRecord:
         """See :meth:`Store.claim`; ``due=True`` claims only a due run (see :meth:`due`)."""
-        check_id(run_id, "run_id")
-        check_id(owner, "owner")
-        check_seconds(lease, "lease", allow_zero=False)
-        check_version_number(expect_version, "expect_version", 0)
-        if dead_owner is not None:
-            check_id(dead_owner, "dead_owner")
-            if not recover:
-                raise InvalidArgumentError(
-                    "dead_owner= names a process that is gone, for a recovery: "
-                    "pass recover=True with it"
-                )
-        change = functools.partial(
-            _transitions.claim,
-            owner=owner,
-            lease=lease,
-            recover=bool(recover),
-            expect_version=expect_version,
-            dead_owner=dead_owner,
-            due=bool(due),
+        change = _transitions.claim_change(
+            run_id, owner, lease, recover, expect_version, dead_owner, due
         )
         with self._guard("claim"):
             return self._update(run_id, change)
+
+    def claim_and_load(
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        lease: float | None = None,
+        recover: bool = False,
+        dead_owner: str | None = None,
+        upto: int | None = None,
+        check: Callable[[RunRecord], None] | None = None,
+    ) -> Loaded:
+        """Claim a run and read the versions that rebuild it: what a resume needs, at once.
+
+        ``check(record)`` sees the run first, under the same lock, and may raise to
+        refuse (then nothing is written). Returns the record before the claim, the
+        claimed record, and :meth:`versions` up to ``upto`` (default: the latest).
+        If the versions cannot be read, the claim is undone. Backends may do it all
+        in one transaction (``_claim_and_load``; SQLiteStore does). Used by
+        ``resume``; not part of the :class:`Store` protocol.
+        """
+        claim = _transitions.claim_change(run_id, owner, lease, recover, None, dead_owner)
+        seen: builtins.list[RunRecord] = []
+
+        def change(record: RunRecord, now: float) -> RunRecord:
+            if check is not None:
+                check(record)
+            check_version_number(upto, "upto", 1)  # after check(), which may say it better
+            seen.append(record)
+            return claim(record, now)
+
+        with self._guard("claim"):
+            return self._claim_and_load(run_id, change, upto, seen, owner)
+
+    def _claim_and_load(
+        self,
+        run_id: str,
+        change: Change,
+        upto: int | None,
+        seen: builtins.list[RunRecord],
+        owner: str,
+    ) -> Loaded:
+        """Apply ``change`` (a claim by ``owner`` that appends the record it saw to ``seen``),
+        then read the chain; undo the claim if that fails."""
+        claimed = self._update(run_id, change)
+        before = seen[-1]
+        try:  # nothing else appends while we hold the claim
+            chain = self._chain(run_id, upto)
+        except BaseException:
+            undo = functools.partial(_transitions.undo_claim, before=before, owner=owner)
+            with contextlib.suppress(Exception):  # the original error matters more
+                self._update(run_id, undo)
+            raise
+        return before, claimed, chain
 
     def renew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
         """See :meth:`Store.renew`."""
@@ -203,14 +262,46 @@ class SyncBase:
         with self._guard("append"):
             self._append(version, owner, lease)
 
-    def save_step(self, version: VersionRecord, owner: str, lease: float | None = None) -> None:
-        """:meth:`append` for records stepkit built itself: the same, minus re-validation.
+    def save_step(
+        self,
+        run_id: str,
+        version: int,
+        parent: int | None,
+        step_name: str | None,
+        changes: str,
+        removed: tuple[str, ...],
+        position: str,
+        snapshot: str | None,
+        created_at: float,
+        owner: str,
+        lease: float | None,
+    ) -> None:
+        """:meth:`append` of a step's version that stepkit built itself (``kind="step"``).
 
-        The durable-run engine calls this once per step; it is not part of the
+        The durable-run engine calls this once per persisted step with the fields
+        it made (so no record is built nor re-validated); it is not part of the
         :class:`Store` protocol (other stores get :meth:`append`).
         """
-        with self._guard("append"):
-            self._append(version, owner, lease)
+        if self._closed:
+            raise StoreError(f"{type(self).__name__} is closed")
+        try:
+            self._append_step(
+                run_id,
+                version,
+                parent,
+                step_name,
+                changes,
+                removed,
+                position,
+                snapshot,
+                created_at,
+                owner,
+                lease,
+            )
+        except StepkitError:
+            raise
+        except self._backend_errors as exc:
+            raise StoreError(f"{type(self).__name__}.append() failed: {exc}") from exc
 
     def finish(
         self,

@@ -8,12 +8,21 @@ do I/O, so every backend (and a third-party one) applies the same rules.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from stepkit.errors import RunConflictError, RunExpiredError
-from stepkit.stores._records import SUSPENDED, RunRecord, RunStatus, VersionRecord
+from stepkit.errors import InvalidArgumentError, RunConflictError, RunExpiredError
+from stepkit.stores._records import (
+    SUSPENDED,
+    RunRecord,
+    RunStatus,
+    VersionRecord,
+    check_id,
+    check_seconds,
+    check_version_number,
+)
 
 __all__ = [
     "PurgeRule",
@@ -141,6 +150,60 @@ def claim(
         updated_at=now,
         wake_at=None,
         waiting_for=None,
+    )
+
+
+def undo_claim(record: RunRecord, now: float, *, before: RunRecord, owner: str) -> RunRecord:
+    """Return ``record``, claimed by ``owner`` from ``before`` and not used, as ``before`` was.
+
+    Only while ``owner`` still holds it and nothing was appended since.
+    """
+    lost = _lost_claim(record, owner)
+    if lost is not None:
+        raise lost
+    if record.version != before.version:
+        raise RunConflictError(f"run {record.run_id!r} moved on since", run_id=record.run_id)
+    return dataclasses.replace(
+        record,
+        status=before.status,
+        error=before.error,
+        owner=before.owner,
+        lease_until=before.lease_until,
+        updated_at=before.updated_at,
+        wake_at=before.wake_at,
+        waiting_for=before.waiting_for,
+    )
+
+
+def claim_change(
+    run_id: str,
+    owner: str,
+    lease: float | None,
+    recover: bool,
+    expect_version: int | None,
+    dead_owner: str | None,
+    due: bool = False,
+) -> Callable[[RunRecord, float], RunRecord]:
+    """The claim ``store.claim(...)`` applies (see :func:`claim`), its arguments checked."""
+    check_id(run_id, "run_id")
+    check_id(owner, "owner")
+    check_seconds(lease, "lease", allow_zero=False)
+    check_version_number(expect_version, "expect_version", 0)
+    if dead_owner is not None:
+        check_id(dead_owner, "dead_owner")
+        if not recover:
+            raise InvalidArgumentError(
+                "dead_owner= names a process that is gone, for a recovery: "
+                "pass recover=True with it"
+            )
+    return functools.partial(
+        claim,
+        owner=owner,
+        lease=lease,
+        recover=bool(recover),
+        expect_version=expect_version,
+        dead_owner=dead_owner,
+        due=bool(due),
     )
 
 

@@ -1,0 +1,1 @@
+"""Browser tests of examples/web_approval: both apps in a real headless Chromium."""
