@@ -139,3 +139,10 @@ def test_sqlite_example_needs_a_database_path(tmp_path):
     assert done.returncode == 2
     assert "--db" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_order_workflow_example(tmp_path):
+    """The approved order ships once; the unapproved one is refunded after a day."""
+    module = load("order_workflow")
+    assert module.main(tmp_path) == [{"status": "shipped", "by": "ana"}, {"status": "refunded"}]
+    assert [line.split()[0] for line in module.ledger] == ["charge", "charge", "ship", "refund"]

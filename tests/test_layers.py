@@ -19,6 +19,7 @@ LAYERS = [
     ("stepkit.stores",),
     ("stepkit.engine",),
     ("stepkit.durable",),
+    ("stepkit.workflows",),
     ("stepkit._pipeline",),
     ("stepkit.testing", "stepkit.cli", "stepkit.__main__", "stepkit"),
 ]

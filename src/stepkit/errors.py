@@ -22,9 +22,13 @@ catch (``ValueError`` for malformed input, ``KeyError`` for a missing run,
     │   ├── RunConflictError                      the run is claimed, unfinished or already exists
     │   └── RunExpiredError                       the run's ttl has passed
     └── WorkflowError
-        ├── InvalidInputError       (ValueError)  workflow input failed its schema
+        ├── WorkflowDeterminismError              a replay met a recorded step of another kind
+        ├── SignalConflictError                   several runs wait on the signal sent
+        ├── WorkflowCancelledError                the run was cancelled
+        ├── InvalidInputError       (ValueError)  workflow input or signal data failed its schema
+        ├── NestedStepError                       ``step.*`` called inside ``step.run``
         ├── NonRetryableError                     raise it to stop retrying at once
-        └── NestedStepError                       ``step.*`` called inside ``step.run``
+        └── RetryAfter                            raise it to retry after ``seconds``
 
 User exceptions are never swallowed or re-typed silently: a failing step's
 exception is the ``__cause__`` of the :class:`StepFailedError`.
@@ -51,11 +55,15 @@ __all__ = [
     "PipelineDefinitionError",
     "RunConflictError",
     "RunExpiredError",
+    "RetryAfter",
     "RunNotFoundError",
+    "SignalConflictError",
     "StepFailedError",
     "StepTimeoutError",
     "StepkitError",
     "StoreError",
+    "WorkflowCancelledError",
+    "WorkflowDeterminismError",
     "WorkflowError",
 ]
 
@@ -239,3 +247,51 @@ class NonRetryableError(WorkflowError):
 
 class NestedStepError(WorkflowError):
     """A ``step.*`` call was made inside ``step.run``."""
+
+
+class WorkflowDeterminismError(WorkflowError):
+    """A replayed workflow reached a recorded step ``(id, n)`` with another kind of step.
+
+    ``step_key`` is the step's key (``"id#n"``), ``recorded`` and ``called`` the
+    two kinds. The run is marked ``failed`` once (never retried): fix the code
+    (or move the changed step to a new id), then ``client.resume(run_id)``.
+    """
+
+    def __init__(
+        self, message: str, *, step_key: str = "", recorded: str = "", called: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.step_key = step_key
+        self.recorded = recorded
+        self.called = called
+
+
+class SignalConflictError(WorkflowError):
+    """A signal sent without ``run_id`` matches several waiting runs; nothing was delivered."""
+
+    def __init__(self, message: str, *, signal: str = "", run_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.signal = signal
+        self.run_ids = run_ids
+
+
+class WorkflowCancelledError(WorkflowError):
+    """The workflow run was cancelled (``client.cancel(run_id)``); ``reason`` says why."""
+
+    def __init__(
+        self, message: str, *, run_id: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.reason = reason
+
+
+class RetryAfter(WorkflowError):
+    """Raise from a ``step.run`` body to retry it after ``seconds`` (a durable sleep).
+
+    The attempt counts against the step's ``retries``.
+    """
+
+    def __init__(self, seconds: float, message: str = "") -> None:
+        super().__init__(message or f"retry after {seconds} s")
+        self.seconds = seconds

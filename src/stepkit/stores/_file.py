@@ -8,6 +8,7 @@ Layout: ``<root>/<name>/run.json``, ``lock``, the ``.stepkit-run`` marker and
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import errno
 import hashlib
 import json
@@ -26,10 +27,13 @@ from stepkit.errors import RunConflictError, RunNotFoundError, StoreError
 from stepkit.stores._base import BaseStore, Change
 from stepkit.stores._records import (
     RunRecord,
+    SignalRecord,
     VersionRecord,
     load_object,
     run_from_json,
     run_to_json,
+    signals_from_json,
+    signals_to_json,
     version_problem,
 )
 from stepkit.stores._transitions import PurgeRule
@@ -313,6 +317,36 @@ class FileStore(BaseStore):
 
     def _get(self, run_id: str) -> RunRecord | None:
         return self._read_run(self._dir(run_id), run_id)
+
+    def _deliver(self, signal: SignalRecord, change: Change) -> RunRecord | None:
+        with self._locked(signal.run_id) as run_dir:
+            record = self._read_run(run_dir, signal.run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {signal.run_id!r}", run_id=signal.run_id)
+            box = self._read_mail(run_dir)
+            key = signal.idempotency_key
+            if key is not None and any(m.idempotency_key == key for m in box):
+                return None
+            now = self._clock()
+            updated = change(record, now)
+            box.append(dataclasses.replace(signal, seq=len(box) + 1, created_at=now))
+            # the run first: a crash in between wakes the run for nothing (harmless), and
+            # the sender, who got no receipt, sends again
+            self._write_run(run_dir, updated)
+            self._write(run_dir, "signals.json", signals_to_json(box).encode())
+            self._sync_dir(run_dir)
+            return record
+
+    def _read_mail(self, run_dir: str) -> builtins.list[SignalRecord]:
+        path = os.path.join(run_dir, "signals.json")
+        data = _read(path)
+        return [] if data is None else signals_from_json(data, path)
+
+    def _signals(self, run_id: str) -> builtins.list[SignalRecord] | None:
+        run_dir = self._dir(run_id)
+        if self._read_run(run_dir, run_id) is None:
+            return None
+        return self._read_mail(run_dir)
 
     def _scan(self) -> Iterator[RunRecord]:
         with os.scandir(self._root) as entries:

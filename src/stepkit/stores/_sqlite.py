@@ -29,6 +29,7 @@ from stepkit.stores._base import BaseStore, Change
 from stepkit.stores._chain import checked_chain, target_version
 from stepkit.stores._records import (
     RunRecord,
+    SignalRecord,
     VersionRecord,
     check_seconds,
     run_to_json,
@@ -36,12 +37,15 @@ from stepkit.stores._records import (
 from stepkit.stores._sqlite_sql import (
     APPEND,
     CHAIN,
+    DUE,
     GET_RUN,
     HISTORY_COLUMNS,
     PURGE_CANDIDATES,
     RUN_COLUMNS,
     SCHEMA,
     VERSION_FIELDS,
+    WAITING,
+    WAKE_SCHEMA,
     is_busy,
     list_query,
     migrate,
@@ -50,6 +54,7 @@ from stepkit.stores._sqlite_sql import (
 )
 from stepkit.stores._sync_base import Loaded
 from stepkit.stores._transitions import PurgeRule
+from stepkit.stores._wake_base import due_order
 
 __all__ = ["SQLiteStore"]
 
@@ -194,6 +199,8 @@ class SQLiteStore(BaseStore):
         for statement in SCHEMA:
             db.execute(statement)
         migrate(db)
+        for statement in WAKE_SCHEMA:
+            db.execute(statement)
 
     def _close(self) -> None:
         with self._handles_lock:
@@ -253,7 +260,8 @@ class SQLiteStore(BaseStore):
         updated = db.execute(
             "UPDATE stepkit_runs SET status = :status, version = :version, "
             "step_name = :step_name, error = :error, updated_at = :updated_at, "
-            "owner = :owner, lease_until = :lease_until "
+            "owner = :owner, lease_until = :lease_until, wake_at = :wake_at, "
+            "waiting_for = :waiting_for "
             "WHERE run_id = :run_id AND status = :was_status AND owner IS :was_owner",
             {**run_to_json(new), "was_status": record.status, "was_owner": record.owner},
         ).rowcount
@@ -366,6 +374,66 @@ class SQLiteStore(BaseStore):
 
         return self._read(body)
 
+    def _deliver(self, signal: SignalRecord, change: Change) -> RunRecord | None:
+        def body(db: sqlite3.Connection) -> RunRecord | None:
+            run_id, key = signal.run_id, signal.idempotency_key
+            record = self._row(db, run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+            if (
+                key is not None
+                and db.execute(
+                    "SELECT 1 FROM stepkit_signals WHERE run_id = ? AND idempotency_key = ?",
+                    (run_id, key),
+                ).fetchone()
+            ):
+                return None
+            now = self._clock()
+            new = change(record, now)
+            db.execute(
+                "INSERT INTO stepkit_signals (run_id, seq, signal, data, idempotency_key, "
+                "created_at) SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5 "
+                "FROM stepkit_signals WHERE run_id = ?1",
+                (run_id, signal.signal, signal.data, key, now),
+            )
+            if new is not record:
+                db.execute(
+                    "UPDATE stepkit_runs SET wake_at = ? WHERE run_id = ?", (new.wake_at, run_id)
+                )
+            return record
+
+        return self._transaction(body)
+
+    def _signals(self, run_id: str) -> builtins.list[SignalRecord] | None:
+        def body(db: sqlite3.Connection) -> builtins.list[SignalRecord] | None:
+            if self._row(db, run_id) is None:
+                return None
+            rows = db.execute(
+                "SELECT run_id, seq, signal, data, idempotency_key, created_at "
+                "FROM stepkit_signals WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            )
+            return [SignalRecord(*row) for row in rows]
+
+        return self._transaction(body, write=False)
+
+    def _due(self, now: float, limit: int | None) -> builtins.list[RunRecord]:
+        rows = -1 if limit is None else limit
+
+        def body(db: sqlite3.Connection) -> builtins.list[RunRecord]:
+            return [run_row(row) for row in db.execute(DUE, (now, rows))]
+
+        found = sorted(self._read(body), key=due_order)
+        return found if limit is None else found[:limit]
+
+    def _waiting(self, signal: str, limit: int | None) -> builtins.list[RunRecord]:
+        rows = -1 if limit is None else limit
+
+        def body(db: sqlite3.Connection) -> builtins.list[RunRecord]:
+            return [run_row(row) for row in db.execute(WAITING, (signal, rows))]
+
+        return self._read(body)
+
     def _read(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``body`` outside an explicit transaction (one statement), retrying when busy."""
 
@@ -388,6 +456,7 @@ class SQLiteStore(BaseStore):
     def _delete(self, run_id: str) -> bool:
         def body(db: sqlite3.Connection) -> bool:
             db.execute("DELETE FROM stepkit_versions WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM stepkit_signals WHERE run_id = ?", (run_id,))
             return db.execute("DELETE FROM stepkit_runs WHERE run_id = ?", (run_id,)).rowcount == 1
 
         return self._transaction(body)
@@ -401,6 +470,7 @@ class SQLiteStore(BaseStore):
             rows = db.execute(PURGE_CANDIDATES, (expired_before, stale_before)).fetchall()
             doomed = [(r.run_id,) for r in map(run_row, rows) if rule.matches(r, now)]
             db.executemany("DELETE FROM stepkit_versions WHERE run_id = ?", doomed)
+            db.executemany("DELETE FROM stepkit_signals WHERE run_id = ?", doomed)
             db.executemany("DELETE FROM stepkit_runs WHERE run_id = ?", doomed)
             return len(doomed)
 

@@ -33,6 +33,7 @@ from stepkit.stores._records import (
     check_seconds,
     check_status,
     check_version_number,
+    check_wake,
     rebuild,
     run_problem,
     version_problem,
@@ -176,10 +177,11 @@ class SyncBase:
         recover: bool = False,
         expect_version: int | None = None,
         dead_owner: str | None = None,
+        due: bool = False,
     ) -> RunRecord:
-        """See :meth:`Store.claim`."""
+        """See :meth:`Store.claim`; ``due=True`` claims only a due run (see :meth:`due`)."""
         change = _transitions.claim_change(
-            run_id, owner, lease, recover, expect_version, dead_owner
+            run_id, owner, lease, recover, expect_version, dead_owner, due
         )
         with self._guard("claim"):
             return self._update(run_id, change)
@@ -302,17 +304,38 @@ class SyncBase:
             raise StoreError(f"{type(self).__name__}.append() failed: {exc}") from exc
 
     def finish(
-        self, run_id: str, *, owner: str, status: RunStatus, error: str | None = None
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        status: RunStatus,
+        error: str | None = None,
+        wake_at: float | None = None,
+        waiting_for: str | None = None,
     ) -> RunRecord:
-        """See :meth:`Store.finish`."""
+        """See :meth:`Store.finish`.
+
+        ``status`` may also be ``sleeping`` (needs ``wake_at``) or ``waiting``
+        (``wake_at`` is its timeout, ``None`` for none; ``waiting_for`` the
+        signal names, one per line): the run is released until it is due.
+        """
         check_id(run_id, "run_id")
         check_id(owner, "owner")
-        check_status(status, ("paused", "completed", "failed"))
+        check_status(status, ("paused", "completed", "failed", "sleeping", "waiting"))
         if status is None:
             raise InvalidArgumentError("finish() needs a status: paused, completed or failed")
         if error is not None and not isinstance(error, str):
             raise InvalidArgumentError(f"error must be a str or None, got {error!r}")
-        change = functools.partial(_transitions.finish, owner=owner, status=status, error=error)
+        if wake_at is not None or waiting_for is not None or status in ("sleeping", "waiting"):
+            check_wake(status, wake_at, waiting_for)
+        change = functools.partial(
+            _transitions.finish,
+            owner=owner,
+            status=status,
+            error=error,
+            wake_at=wake_at,
+            waiting_for=waiting_for,
+        )
         with self._guard("finish"):
             return self._update(run_id, change)
 
