@@ -454,10 +454,18 @@ class Name(str, enum.Enum):
 @pytest.mark.parametrize(
     ("context", "path", "type_name"),
     [
-        ({"user": {"avatar": Avatar()}}, "context['user']['avatar']", "checkpoints.test_values.Avatar"),
+        (
+            {"user": {"avatar": Avatar()}},
+            "context['user']['avatar']",
+            "checkpoints.test_values.Avatar",
+        ),
         ({"items": [0, 1, 2, Avatar()]}, "context['items'][3]", "checkpoints.test_values.Avatar"),
         ({"pair": ("a", [Avatar()])}, "context['pair'][1][0]", "checkpoints.test_values.Avatar"),
-        ({"by_id": {7: {"x": Avatar()}}}, "context['by_id'][7]['x']", "checkpoints.test_values.Avatar"),
+        (
+            {"by_id": {7: {"x": Avatar()}}},
+            "context['by_id'][7]['x']",
+            "checkpoints.test_values.Avatar",
+        ),
         ({"s": frozenset({Avatar()})}, "context['s'][0]", "checkpoints.test_values.Avatar"),
         ({"level": Level.LOW}, "context['level']", "checkpoints.test_values.Level"),
         ({"name": [Name.ADA]}, "context['name'][0]", "checkpoints.test_values.Name"),
