@@ -64,7 +64,9 @@ def run_level(
     start = 0
     if resume is not None:
         name = resume.name
-        start = next(i for i, n in enumerate(nodes) if n.name == name)
+        found = pipeline.index_of(name)  # check_position made sure it exists
+        assert found is not None
+        start = found
         if type(resume) is Done:
             frame.done = name
         else:

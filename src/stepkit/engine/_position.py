@@ -334,7 +334,8 @@ def _check(pipeline: Pipeline, pos: Position | None, prefix: str, root: Pipeline
     if pos is None:
         return
     name = pos.name
-    node = next((n for n in pipeline.nodes if n.name == name), None)
+    index = pipeline.index_of(name)
+    node = None if index is None else pipeline.nodes[index]
     if node is None:
         raise CheckpointMismatchError(
             f"the checkpoint's step {prefix + name!r} does not exist in pipeline "

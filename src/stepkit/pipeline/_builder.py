@@ -435,6 +435,13 @@ class PipelineBuilder:
     def options(self) -> Mapping[str, Any]:
         return self._options
 
+    def index_of(self, name: str) -> int | None:
+        """The position of the top-level step ``name``, or ``None``: O(1), for resuming."""
+        index = self._names.get(name)
+        if index is None or index >= self._len or self._shared[index].name != name:
+            return None
+        return index
+
     def describe(self) -> list[str]:
         """The names of the top-level steps, in order."""
         return [n.name for n in self.nodes]
