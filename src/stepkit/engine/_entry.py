@@ -96,6 +96,13 @@ def pipeline_keys(pipeline: Pipeline) -> tuple[bytes, ...]:
 
 def check_keys(context: Mapping[Any, Any], what: str) -> None:
     """Context keys are ``str`` other than the codec's reserved ``'$t'``."""
+    try:  # the common case at C speed: str.join refuses any key that is not a str
+        "".join(context)
+    except TypeError:
+        pass
+    else:
+        if "$t" not in context:
+            return
     for key in context:
         if type(key) is not str or key == "$t":
             raise InvalidArgumentError(
