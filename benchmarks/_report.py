@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import re
+import shutil
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ __all__ = [
     "SAMPLE_CONTEXT",
     "Interleaved",
     "best_of",
+    "database_folder",
     "emit",
     "interleaved",
     "machine",
@@ -96,6 +101,25 @@ def interleaved(
         min(ratios),
         max(ratios),
     )
+
+
+@contextmanager
+def database_folder(doc: str | None) -> Iterator[tuple[Path, int]]:
+    """Parse ``--write``/``--dir``/``--quick``; a temporary folder for databases, and the rounds.
+
+    ``--dir`` puts the databases on another disk (default: the system's temporary
+    folder); ``--quick`` takes 5 rounds instead of 9. The folder is removed after.
+    """
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="stepkit-bench-", dir=args.dir))
+    try:
+        yield folder, 5 if args.quick else 9
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def machine() -> str:

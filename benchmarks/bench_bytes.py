@@ -17,18 +17,15 @@ LangGraph and Burr are not dependencies of stepkit: install them in a throw-away
        /tmp/bench-venv/bin/python benchmarks/bench_bytes.py
 """
 
-import argparse
 import os
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _report import emit, machine
+from _report import database_folder, emit, machine
 
 from stepkit import Pipeline
 from stepkit.stores import FileStore, SQLiteStore
@@ -214,16 +211,8 @@ def other(name: str, make: Callable[[Path], Subject], folder: Path) -> Subject |
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
-    parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="stepkit-bench-", dir=args.dir))
-    try:
-        report(folder, 5 if args.quick else 9)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with database_folder(__doc__) as (folder, repeat):
+        report(folder, repeat)
 
 
 def report(folder: Path, repeat: int) -> None:

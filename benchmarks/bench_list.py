@@ -6,17 +6,14 @@ Unfiltered and filtered by ``pipeline=``, ``status=`` and both; median of
 rounds interleaved across the queries, spread (min-max) in brackets.
 """
 
-import argparse
-import shutil
 import sqlite3
 import statistics
-import tempfile
 import uuid
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _report import best_of, emit, machine
+from _report import best_of, database_folder, emit, machine
 
 from stepkit.stores import SQLiteStore
 
@@ -114,17 +111,9 @@ def list_report(folder: Path, repeat: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
-    parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="stepkit-bench-", dir=args.dir))
-    try:
+    with database_folder(__doc__) as (folder, repeat):
         lines = [f"Measured on {machine()}, SQLite {sqlite3.sqlite_version}.", ""]
-        emit("list", "\n".join([*lines, *list_report(folder, 5 if args.quick else 9)]))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        emit("list", "\n".join([*lines, *list_report(folder, repeat)]))
 
 
 if __name__ == "__main__":

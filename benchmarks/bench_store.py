@@ -19,20 +19,16 @@ Also: bench_list.py (``list()`` at scale), bench_bytes.py (bytes written, other 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import shutil
 import sqlite3
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _report import SAMPLE_CONTEXT, emit, machine
+from _report import SAMPLE_CONTEXT, database_folder, emit, machine
 
 from stepkit import Pipeline
 from stepkit.stores import RunRecord, SQLiteStore, VersionRecord
@@ -53,14 +49,14 @@ CHECKPOINT_JSON = json.dumps(
         "context": {**CONTEXT, "i": 30},
     }
 )
-BIG = 1_000_000  # bytes of context for the bytes-written comparison
-STEPS = 100
-LENGTH = 60
+
+
+LENGTH = 60  # steps per run when timing a persisted step
 #: the columns every version of the runs table has (newer ones have defaults)
 RUN_COLUMNS = (
     "(run_id, pipeline, status, version, step_name, error, created_at, updated_at, "
     "expires_at, owner, lease_until, meta)"
-)  # steps per run when timing a persisted step
+)
 
 
 def linear(n: int) -> Pipeline:
@@ -68,29 +64,6 @@ def linear(n: int) -> Pipeline:
     for i in range(n):
         pipeline = pipeline.step(f"s{i}", lambda ctx, i=i: {"i": i})
     return pipeline
-
-
-def files_size(path: Path) -> int:
-    """Bytes in a file plus its -wal, or in every file under a folder."""
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return sum(os.path.getsize(f"{path}{s}") for s in ("", "-wal") if os.path.exists(f"{path}{s}"))
-
-
-def written() -> int | None:
-    """Bytes this process has passed to write() so far (Linux), else None."""
-    try:
-        with open("/proc/self/io") as f:
-            for line in f:
-                if line.startswith("wchar:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def mb(n: float | None) -> str:
-    return "n/a" if n is None else f"{n / 1e6:.2f} MB"
 
 
 # -- 1. per persisted step, and a durable resume, against floors measured alongside --------
@@ -428,22 +401,14 @@ def durable_report(folder: Path, repeat: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
-    parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="stepkit-bench-", dir=args.dir))
-    try:
+    with database_folder(__doc__) as (folder, repeat):
         lines = [
             f"Measured on {machine()}, SQLite {sqlite3.sqlite_version}, databases in "
             f"`{folder.parent}`.",
             "",
-            *durable_report(folder, 5 if args.quick else 9),
+            *durable_report(folder, repeat),
         ]
         emit("store", "\n".join(lines))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
