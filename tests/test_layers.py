@@ -20,6 +20,7 @@ LAYERS = [
     ("stepkit.engine",),
     ("stepkit.durable",),
     ("stepkit._pipeline",),
+    ("stepkit.graph",),
     ("stepkit.testing", "stepkit.cli", "stepkit.__main__", "stepkit"),
 ]
 # Pairs that the numbering alone would allow, but the architecture forbids.

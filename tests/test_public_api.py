@@ -11,6 +11,9 @@ import stepkit.stores
 DOCUMENTED = {
     # building and running
     "Pipeline",
+    "Graph",
+    "START",
+    "END",
     "RunResult",
     "StepEvent",
     "StepStartEvent",
@@ -40,6 +43,8 @@ DOCUMENTED = {
     "RunConflictError",
     "RunExpiredError",
     "NonRetryableError",
+    "GraphStepLimitError",
+    "GraphRoutingError",
 }
 # defined in stepkit.errors for the workflows to come, exported once workflows exist
 WORKFLOW_ONLY = {"WorkflowError", "InvalidInputError", "NestedStepError"}
