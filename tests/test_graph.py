@@ -7,6 +7,7 @@ tests/test_graph_resume.py.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from support import Recorder
@@ -40,7 +41,7 @@ def chain(*names, graph=None):
     for name in reversed(names):
         g = g.add_node(name, mark(name))
     g = g.add_edge(START, names[0])
-    for a, b in zip(names, names[1:], strict=False):
+    for a, b in itertools.pairwise(names):
         g = g.add_edge(a, b)
     return g.add_edge(names[-1], END)
 
@@ -99,7 +100,8 @@ class TestBuilding:
         """Nodes named "start" and "end" are ordinary nodes, apart from START and END."""
         g = chain("start", "end")
         assert g.run().get("trail") == ("start", "end")
-        assert repr(START) == "START" and str(END) == "END"
+        assert repr(START) == "START"
+        assert str(END) == "END"
 
     def test_when_is_not_a_node_option(self):
         """add_node() has no when=: routing belongs to edges (a TypeError, and a mypy error)."""
@@ -133,19 +135,18 @@ class TestValidation:
     @pytest.mark.parametrize("call", ["node", "edge", "cond"])
     def test_slash_in_names(self, call):
         """'/' separates step paths: node names and edge ends may not hold it."""
-        g = Graph("g")
+        calls = {
+            "node": lambda g: g.add_node("a/b", bump),
+            "edge": lambda g: g.add_edge("a/b", END),
+            "cond": lambda g: g.add_conditional_edges("a/b", bump, {"x": END}),
+        }
         with pytest.raises(PipelineDefinitionError, match="'/'"):
-            if call == "node":
-                g.add_node("a/b", bump)
-            elif call == "edge":
-                g.add_edge("a/b", END)
-            else:
-                g.add_conditional_edges("a/b", bump, {"x": END})
+            calls[call](Graph("g"))
 
     def test_two_unconditional_out_edges(self):
         """A node left by two plain edges is ambiguous: the message says to use a selector."""
         g = Graph("g").add_node("a", bump).add_node("b", bump).add_edge("a", "b")
-        with pytest.raises(PipelineDefinitionError, match="already has an edge to 'b'.*path_map"):
+        with pytest.raises(PipelineDefinitionError, match=r"already has an edge to 'b'.*path_map"):
             g.add_edge("a", END)
 
     def test_edge_plus_conditional_edges(self):
@@ -283,7 +284,9 @@ class TestMermaid:
         inner = Pipeline("inner").step("x", bump).step("y", bump)
         g = Graph("g").add_node("sub", inner).set_entry_point("sub").add_edge("sub", END)
         text = g.to_mermaid()
-        assert "subgraph" in text and '"x"' in text and "--> done" in text
+        assert "subgraph" in text
+        assert '"x"' in text
+        assert "--> done" in text
 
 
 class TestRunning:
@@ -319,8 +322,11 @@ class TestRunning:
                 .add_conditional_edges("a", lambda ctx: "maybe", {"yes": END, "no": "a"})
             )
         err = info.value
-        assert err.node == "a" and err.key == "maybe" and err.allowed == ("yes", "no")
-        assert "'maybe'" in str(err) and "'yes', 'no'" in str(err)
+        assert err.node == "a"
+        assert err.key == "maybe"
+        assert err.allowed == ("yes", "no")
+        assert "'maybe'" in str(err)
+        assert "'yes', 'no'" in str(err)
         assert err.checkpoint is not None
 
     def test_none_from_a_selector_is_a_routing_error(self, runner):
