@@ -10,7 +10,7 @@ import asyncio
 import threading
 
 import pytest
-from support import Recorder
+from support import Recorder, Runner
 
 from stepkit import (
     END,
@@ -468,3 +468,61 @@ def test_exactly_once_under_concurrent_resumes(tmp_path):
     assert len(outcomes) == 8
     assert set(outcomes) <= {"completed", "conflict"}
     assert "completed" in outcomes
+
+
+class TestCommandLine:
+    def test_graph_command_draws_a_graph(self, tmp_path, monkeypatch):
+        """`python -m stepkit graph module:attr` prints a graph's Mermaid, keys as labels."""
+        import io
+
+        from stepkit.cli import main as cli
+
+        (tmp_path / "graph_flows.py").write_text(
+            "from stepkit import END, START, Graph\n"
+            "flow = (Graph('flow').add_node('a', lambda c: None, log=True)\n"
+            "        .add_node('b', lambda c: None).add_edge(START, 'a')\n"
+            "        .add_conditional_edges('a', lambda c: 'x', {'x': 'b', 'y': END})\n"
+            "        .add_edge('b', END))\n"
+        )
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        out = io.StringIO()
+        assert cli(["graph", "graph_flows:flow"], out) == 0
+        assert 'n1 -->|"x"| n2' in out.getvalue()
+        assert 'n1 -->|"y"| done' in out.getvalue()
+
+    def test_runs_resume_and_inspect_work_for_graphs(self, tmp_path, monkeypatch):
+        """`runs resume --pipeline` resumes a stored graph run; `inspect` reads its checkpoint."""
+        import io
+
+        from stepkit.cli import main as cli
+
+        (tmp_path / "graph_review.py").write_text(  # (tests/ is on the path under pytest)
+            "from test_graph_resume import approval_loop\nflow = approval_loop()\n"
+        )
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        db = tmp_path / "runs.db"
+        store = SQLiteStore(db)
+        paused, _ = run_to_review(Runner("sync"), approval_loop(), store=store, run_id="cli")
+        store.close()
+        out = io.StringIO()
+        status = cli(
+            [
+                "runs",
+                "--store",
+                f"sqlite:///{db}",
+                "resume",
+                "cli",
+                "--pipeline",
+                "graph_review:flow",
+                "--override",
+                '{"approved": true}',
+            ],
+            out,
+        )
+        assert status == 0, out.getvalue()
+        assert "send" in out.getvalue()
+        out = io.StringIO()
+        assert cli(["inspect", paused.checkpoint], out) == 0
+        assert "review" in out.getvalue()
