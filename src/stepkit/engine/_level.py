@@ -44,7 +44,7 @@ from stepkit.engine._step import (
     run_fn_item,
     run_transform,
 )
-from stepkit.engine._walk import Walk, route
+from stepkit.engine._walk import Walk
 from stepkit.errors import PipelineAbortedError, StepFailedError
 from stepkit.events import StepStartEvent
 from stepkit.pipeline._plan import FnItem, Node, PipeItem, Policy
@@ -96,6 +96,8 @@ def run_level(
     # the short path for plain steps applies when nothing needs the long one
     plain = pipeline.plain_steps() if not (run.start_hooks or run.debug) else ()
     call: Call | None = None  # the inline path's one command, refilled per step
+    ask: Call | None = None  # a graph's selector call, refilled per conditional edge
+    quick = run.persister is None and not run.handlers  # nothing to save or announce
     for i in order:
         if run.stopped:
             if walk is not None:
@@ -132,15 +134,18 @@ def run_level(
                     run, frame, nodes[i], policies[i], prefix, plain_error=exc
                 )
             else:
-                if run.persister is None and not run.handlers:
+                if quick:
                     path = prefix + nodes[i].name
                     frame.done = nodes[i].name
                     run.records.append((path, "completed", _clock() - t0, 1, None))
                     run.last_step = path
-                    continue  # (a graph's plain node has one unconditional edge: the walk's)
-                status = yield from complete(
-                    run, frame, nodes[i].name, prefix + nodes[i].name, out, _clock() - t0, 1
-                )
+                    if walk is None:
+                        continue
+                    status = DONE
+                else:
+                    status = yield from complete(
+                        run, frame, nodes[i].name, prefix + nodes[i].name, out, _clock() - t0, 1
+                    )
         if status != DONE:
             # ENDED (skip_remaining) ends this level only (a graph too); its container completes
             if status == STOPPED:
@@ -150,8 +155,19 @@ def run_level(
             return DONE
         if walk is not None:  # routing is decided when leaving the node
             edge = walk.edges[i]
-            if type(edge) is not int:
-                yield from route(run, frame, walk, edge, i)
+            if type(edge) is not int:  # a conditional edge: ask its selector (no generator)
+                if ask is None:
+                    ask = Call(edge.selector, frame.view)
+                else:
+                    ask.fn = edge.selector
+                try:
+                    key = yield ask
+                except Exception as exc:
+                    walk.selector_raised(i, edge, exc)
+                to = edge.targets.get(key) if type(key) is str else None
+                if to is None:
+                    walk.unmapped(i, edge, key)
+                walk.to = to
     return DONE
 
 
@@ -196,7 +212,11 @@ def _start_walk(
     walk.left(index)
     edge = routes.edges[index]
     if not walk.ended and not isinstance(edge, int):
-        yield from route(run, frame, walk, edge, index)
+        try:
+            key = yield Call(edge.selector, frame.view)
+        except Exception as exc:
+            walk.selector_raised(index, edge, exc)
+        walk.choose(index, edge, key)
     return walk
 
 

@@ -2,27 +2,26 @@
 
 A pipeline level iterates ``range(start, len(nodes))``; a graph level iterates
 a :class:`Walk` instead, in the same loop (:func:`stepkit.engine._level.run_level`).
-The walk follows unconditional edges itself; a conditional edge is decided
-by :func:`route` when the level loop leaves the node, through a ``Call``
-command, so sync and async selectors work under both drivers. The walk also
+The walk follows unconditional edges itself; for a conditional edge the
+level loop asks the selector when it leaves the node, through a ``Call``
+command (so sync and async selectors work under both drivers), and the walk
+checks the key (:meth:`Walk.choose`). The walk also
 counts node executions against ``max_steps``: its count and any limit given
 on resume are part of the resume position (:class:`~stepkit.engine._position.InGraph`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from stepkit.engine._commands import Call, Gen
 from stepkit.errors import GraphRoutingError, GraphStepLimitError
 
 if TYPE_CHECKING:
-    from stepkit.engine._frames import Frame
     from stepkit.engine._run import Run
     from stepkit.pipeline._plan import Node
     from stepkit.pipeline._routes import Conditional, Routes
 
-__all__ = ["Walk", "route"]
+__all__ = ["Walk"]
 
 
 class Walk:
@@ -96,6 +95,46 @@ class Walk:
         """The node just counted will not run (the run stops or aborts before it)."""
         self.steps -= 1
 
+    def selector_raised(self, index: int, edge: Conditional, exc: Exception) -> NoReturn:
+        """The selector of node ``index`` raised: a routing error, after the node."""
+        run, path = self.run, self.prefix + self.nodes[index].name
+        raise GraphRoutingError(
+            f"the selector of node {path!r} raised {type(exc).__name__}: {exc}; fix it and "
+            "resume from this error's checkpoint (the node does not run again)",
+            node=path,
+            key=None,
+            allowed=tuple(edge.targets),
+            checkpoint=run.snapshot_now(),
+            run_id=run.run_id,
+        ) from exc
+
+    def choose(self, index: int, edge: Conditional, key: Any) -> None:
+        """Leave node ``index`` by the path its selector chose (``key``): set ``to``."""
+        to = edge.targets.get(key) if type(key) is str else None
+        if to is None:
+            self.unmapped(index, edge, key)
+        self.to = to
+
+    def unmapped(self, index: int, edge: Conditional, key: Any) -> NoReturn:
+        """The selector of node ``index`` chose a key its path map lacks: a routing error.
+
+        It carries the checkpoint after the node (not yet routed).
+        """
+        run, path = self.run, self.prefix + self.nodes[index].name
+        allowed = tuple(edge.targets)
+        shown = repr(key) if len(repr(key)) <= 80 else repr(key)[:77] + "..."
+        raise GraphRoutingError(
+            f"the selector of node {path!r} returned {shown}, which is not a key of its "
+            f"path_map (allowed: {', '.join(map(repr, allowed))}); return one of them or "
+            "add the key to the path_map, then resume from this error's checkpoint (the "
+            "node does not run again)",
+            node=path,
+            key=key,
+            allowed=allowed,
+            checkpoint=run.snapshot_now(),
+            run_id=run.run_id,
+        )
+
     def _over_limit(self, index: int) -> None:
         run, path = self.run, self.prefix + self.nodes[index].name
         raise GraphStepLimitError(
@@ -110,40 +149,3 @@ class Walk:
             checkpoint=run.snapshot_now(),
             run_id=run.run_id,
         )
-
-
-def route(run: Run, frame: Frame, walk: Walk, edge: Conditional, index: int) -> Gen:
-    """Leave node ``index`` through its conditional ``edge``: ask the selector, set ``walk.to``.
-
-    Decided on the context as it is now; a key the path map lacks is a
-    :class:`GraphRoutingError` carrying the checkpoint after the node.
-    """
-    path = walk.prefix + walk.nodes[index].name
-    allowed = tuple(edge.targets)
-    try:
-        key = yield Call(edge.selector, frame.view)
-    except Exception as exc:
-        raise GraphRoutingError(
-            f"the selector of node {path!r} raised {type(exc).__name__}: {exc}; fix it and "
-            "resume from this error's checkpoint (the node does not run again)",
-            node=path,
-            key=None,
-            allowed=allowed,
-            checkpoint=run.snapshot_now(),
-            run_id=run.run_id,
-        ) from exc
-    target = edge.targets.get(key) if type(key) is str else None
-    if target is None:
-        shown = repr(key) if len(repr(key)) <= 80 else repr(key)[:77] + "..."
-        raise GraphRoutingError(
-            f"the selector of node {path!r} returned {shown}, which is not a key of its "
-            f"path_map (allowed: {', '.join(map(repr, allowed))}); return one of them or add "
-            "the key to the path_map, then resume from this error's checkpoint (the node "
-            "does not run again)",
-            node=path,
-            key=key,
-            allowed=allowed,
-            checkpoint=run.snapshot_now(),
-            run_id=run.run_id,
-        )
-    walk.to = target

@@ -9,7 +9,6 @@ returns a :class:`GraphPlan`: the nodes as one engine level, plus
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from stepkit.errors import PipelineDefinitionError
@@ -25,21 +24,13 @@ __all__ = ["GraphPlan", "compile_graph"]
 class GraphPlan(PipelineBuilder):
     """A checked graph as the engine runs it: a level of nodes, and its routes."""
 
-    __slots__ = ("_edge_shape", "_plain", "_routes")
+    __slots__ = ("_edge_shape", "_routes")
 
     _routes: Routes
-    _plain: tuple[Callable[..., Any] | None, ...]
     _edge_shape: list[Any]
 
     def routes(self) -> Routes:
         return self._routes
-
-    def plain_steps(self) -> tuple[Callable[..., Any] | None, ...]:
-        """As for a pipeline, but a node left by conditional edges takes the long path.
-
-        (The long path is where the level loop asks its selector.)
-        """
-        return self._plain
 
     @property
     def fingerprint(self) -> str:
@@ -125,14 +116,8 @@ def compile_graph(graph: GraphBuilder) -> GraphPlan:
     plan = object.__new__(GraphPlan)
     plan._init(name, nodes, graph.options)
     routes = Routes(entry, ordered, graph.max_steps)
-    plain = PipelineBuilder.plain_steps(plan)
     setattr_ = object.__setattr__
     setattr_(plan, "_routes", routes)
-    # a node left by conditional edges takes the long path, where the level loop routes it
-    plain_nodes = tuple(
-        fn if type(edge) is int else None for fn, edge in zip(plain, ordered, strict=True)
-    )
-    setattr_(plan, "_plain", plain_nodes)
     setattr_(plan, "_edge_shape", _edge_shape(nodes, entry, ordered))
     return plan
 
