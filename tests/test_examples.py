@@ -146,3 +146,12 @@ def test_order_workflow_example(tmp_path):
     module = load("order_workflow")
     assert module.main(tmp_path) == [{"status": "shipped", "by": "ana"}, {"status": "refunded"}]
     assert [line.split()[0] for line in module.ledger] == ["charge", "charge", "ship", "refund"]
+
+
+def test_review_loop_example():
+    """examples/review_loop.py: paused at review twice, sent once, with the second draft."""
+    mod = load("review_loop")
+    out = mod.main()
+    assert out["sent"] is True
+    assert out["drafts"] == 2
+    assert mod.OUTBOX == ["Reply to 'late parcel', draft 2"]

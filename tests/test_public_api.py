@@ -11,6 +11,9 @@ import stepkit.stores
 DOCUMENTED = {
     # building and running
     "Pipeline",
+    "Graph",
+    "START",
+    "END",
     "RunResult",
     "StepEvent",
     "StepStartEvent",
@@ -49,6 +52,8 @@ DOCUMENTED = {
     "InvalidInputError",
     "NestedStepError",
     "RetryAfter",
+    "GraphStepLimitError",
+    "GraphRoutingError",
 }
 
 

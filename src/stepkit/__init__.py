@@ -16,6 +16,8 @@ from stepkit.errors import (
     CheckpointMismatchError,
     CheckpointSignatureError,
     EventLoopError,
+    GraphRoutingError,
+    GraphStepLimitError,
     InvalidArgumentError,
     InvalidCheckpointError,
     InvalidInputError,
@@ -41,14 +43,18 @@ from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepSta
 if typing.TYPE_CHECKING:
     from stepkit.checkpoints._document import decode_checkpoint
     from stepkit.checkpoints._registry import register_type
+    from stepkit.graph import END, START, Graph
     from stepkit.pipeline._backoff import exponential_backoff
     from stepkit.stores import open_store
 
 __version__ = "0.1.0"
 
 # Loaded on first use, so that `import stepkit` stays cheap: the codec, the
-# stores (sqlite3, asyncio) and the CLI are not needed to build a pipeline.
+# stores (sqlite3, asyncio), graphs and the CLI are not needed to build a pipeline.
 _LAZY = {
+    "END": "stepkit.graph",
+    "Graph": "stepkit.graph",
+    "START": "stepkit.graph",
     "decode_checkpoint": "stepkit.checkpoints._document",
     "register_type": "stepkit.checkpoints._registry",
     "exponential_backoff": "stepkit.pipeline._backoff",
@@ -78,7 +84,11 @@ __all__ = [
     "CheckpointExpiredError",
     "CheckpointMismatchError",
     "CheckpointSignatureError",
+    "END",
     "EventLoopError",
+    "Graph",
+    "GraphRoutingError",
+    "GraphStepLimitError",
     "InvalidArgumentError",
     "InvalidCheckpointError",
     "InvalidInputError",
@@ -92,6 +102,7 @@ __all__ = [
     "RunExpiredError",
     "RunNotFoundError",
     "RunResult",
+    "START",
     "SignalConflictError",
     "StepEvent",
     "StepFailedError",

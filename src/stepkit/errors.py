@@ -11,6 +11,8 @@ catch (``ValueError`` for malformed input, ``KeyError`` for a missing run,
     ├── StepFailedError                           a step failed after its retries
     ├── StepTimeoutError            (TimeoutError) one attempt of a step ran out of time
     ├── PipelineAbortedError                      the run's abort signal was set
+    ├── GraphStepLimitError                       a graph ran ``max_steps`` nodes
+    ├── GraphRoutingError                         a graph's selector chose no node
     ├── CheckpointError
     │   ├── InvalidCheckpointError  (ValueError)  not a well-formed checkpoint
     │   ├── CheckpointSignatureError              unsigned, tampered or wrongly signed
@@ -46,6 +48,8 @@ __all__ = [
     "CheckpointMismatchError",
     "CheckpointSignatureError",
     "EventLoopError",
+    "GraphRoutingError",
+    "GraphStepLimitError",
     "InvalidArgumentError",
     "InvalidCheckpointError",
     "InvalidInputError",
@@ -165,6 +169,61 @@ class PipelineAbortedError(_LazyCheckpoint, StepkitError):
     ) -> None:
         super().__init__(message)
         self.step_name = step_name
+        self.run_id = run_id
+        self._set_checkpoint(checkpoint)
+
+
+class GraphStepLimitError(_LazyCheckpoint, StepkitError):
+    """A graph would run more than ``max_steps`` node executions.
+
+    Attributes: ``node`` (the node it would have run next), ``limit``,
+    ``steps`` (node executions so far), ``run_id`` and ``checkpoint`` (after
+    the last node, not yet routed): resume it with a higher limit, e.g.
+    ``graph.run_checkpoint(err.checkpoint, max_steps=200)``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str,
+        limit: int,
+        steps: int,
+        checkpoint: str | Callable[[], str | None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.limit = limit
+        self.steps = steps
+        self.run_id = run_id
+        self._set_checkpoint(checkpoint)
+
+
+class GraphRoutingError(_LazyCheckpoint, StepkitError):
+    """A conditional edge's selector returned a key its ``path_map`` does not have (or raised).
+
+    Attributes: ``node`` (the node being left), ``key`` (what the selector
+    returned), ``allowed`` (the keys of the path map), ``run_id`` and
+    ``checkpoint`` (after the node, not yet routed: the node does not run
+    again when the run resumes; the selector is asked again). A selector's own
+    exception is ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str,
+        key: Any,
+        allowed: tuple[str, ...],
+        checkpoint: str | Callable[[], str | None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.key = key
+        self.allowed = allowed
         self.run_id = run_id
         self._set_checkpoint(checkpoint)
 

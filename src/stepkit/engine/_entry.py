@@ -170,6 +170,7 @@ def _prepare(
         encoder=partial(encode_checkpoint, meta),
     )
     run.last_step = last_step
+    run.max_steps = options.max_steps
     gen = run_level(run, run.root, pipeline, "", resume)
     logger = summary_logger(opts.get("log") if options.log is None else options.log)
     if run.debug or logger is not None:

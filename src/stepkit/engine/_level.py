@@ -10,7 +10,7 @@ throws the exception in).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable
 from time import perf_counter as _clock
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from stepkit.engine._frames import Frame, ItemState, apply_writes, container_fra
 from stepkit.engine._position import (
     Done,
     InCase,
+    InGraph,
     InNested,
     InParallel,
     ItemDone,
@@ -38,17 +39,20 @@ from stepkit.engine._run import Run, StepFailure, log
 from stepkit.engine._step import (
     complete,
     complete_container,
-    complete_item,
     failed,
     failure_message,
     record_failure,
+    run_fn_item,
+    run_transform,
 )
+from stepkit.engine._walk import Walk
 from stepkit.errors import PipelineAbortedError, StepFailedError
 from stepkit.events import StepStartEvent
 from stepkit.pipeline._plan import FnItem, Node, PipeItem, Policy
 
 if TYPE_CHECKING:
     from stepkit.pipeline._builder import PipelineBuilder as Pipeline
+    from stepkit.pipeline._routes import Routes
 
 __all__ = ["Run", "run_level"]
 
@@ -56,32 +60,55 @@ __all__ = ["Run", "run_level"]
 def run_level(
     run: Run, frame: Frame, pipeline: Pipeline, prefix: str, resume: Position | None = None
 ) -> Gen:
-    """Run the nodes of one pipeline level; return DONE or STOPPED.
+    """Run the nodes of one level; return DONE or STOPPED.
 
-    ``resume`` is a position checked by :func:`check_position` beforehand.
+    A pipeline level runs its nodes in order; a graph level (a plan with
+    routes) runs them as its :class:`Walk` routes it. ``resume`` is a
+    position checked by :func:`check_position` beforehand.
     """
     nodes, policies = pipeline.nodes, pipeline.policies()
-    start = 0
-    if resume is not None:
-        name = resume.name
-        found = pipeline.index_of(name)  # check_position made sure it exists
-        assert found is not None
-        start = found
-        if type(resume) is Done:
-            frame.done = name
-        else:
-            status = yield from run_node(run, frame, nodes[start], policies[start], prefix, resume)
-            if status != DONE:
-                return STOPPED if status == STOPPED else DONE
-        start += 1
+    routes = pipeline.routes()
+    order: Iterable[int]
+    walk: Walk | None = None
+    if routes is not None:
+        walk = yield from _start_walk(run, frame, pipeline, routes, prefix, resume)
+        if walk is None:
+            return STOPPED
+        if walk.ended:
+            return DONE
+        order = walk
+    else:
+        start = 0
+        if resume is not None:
+            assert type(resume) is not InGraph
+            name = resume.name
+            found = pipeline.index_of(name)  # check_position made sure it exists
+            assert found is not None
+            start = found
+            if type(resume) is Done:
+                frame.done = name
+            else:
+                status = yield from run_node(
+                    run, frame, nodes[start], policies[start], prefix, resume
+                )
+                if status != DONE:
+                    return STOPPED if status == STOPPED else DONE
+            start += 1
+        order = range(start, len(nodes))
     abort = run.abort
     # the short path for plain steps applies when nothing needs the long one
     plain = pipeline.plain_steps() if not (run.start_hooks or run.debug) else ()
     call: Call | None = None  # the inline path's one command, refilled per step
-    for i in range(start, len(nodes)):
+    ask: Call | None = None  # a graph's selector call, refilled per conditional edge
+    quick = run.persister is None and not run.handlers  # nothing to save or announce
+    for i in order:
         if run.stopped:
+            if walk is not None:
+                walk.unstarted()
             return STOPPED
         if abort is not None and abort.is_set():
+            if walk is not None:
+                walk.unstarted()
             raise PipelineAbortedError(
                 f"run {run.run_id} aborted before step {prefix + nodes[i].name!r}",
                 step_name=run.last_step,
@@ -110,19 +137,92 @@ def run_level(
                     run, frame, nodes[i], policies[i], prefix, plain_error=exc
                 )
             else:
-                if run.persister is None and not run.handlers:
+                if quick:
                     path = prefix + nodes[i].name
                     frame.done = nodes[i].name
                     run.records.append((path, "completed", _clock() - t0, 1, None))
                     run.last_step = path
-                    continue
-                status = yield from complete(
-                    run, frame, nodes[i].name, prefix + nodes[i].name, out, _clock() - t0, 1
-                )
+                    if walk is None:
+                        continue
+                    status = DONE
+                else:
+                    status = yield from complete(
+                        run, frame, nodes[i].name, prefix + nodes[i].name, out, _clock() - t0, 1
+                    )
         if status != DONE:
-            # ENDED (skip_remaining) ends this level only; its container completes
-            return STOPPED if status == STOPPED else DONE
+            # ENDED (skip_remaining) ends this level only (a graph too); its container completes
+            if status == STOPPED:
+                return STOPPED
+            if walk is not None:
+                walk.ended = True
+            return DONE
+        if walk is not None:  # routing is decided when leaving the node
+            edge = walk.edges[i]
+            if type(edge) is not int:  # a conditional edge: ask its selector (no generator)
+                if ask is None:
+                    ask = Call(edge.selector, frame.view)
+                else:
+                    ask.fn = edge.selector
+                try:
+                    key = yield ask
+                except Exception as exc:
+                    walk.selector_raised(i, edge, exc)
+                to = edge.targets.get(key) if type(key) is str else None
+                if to is None:
+                    walk.unmapped(i, edge, key)
+                walk.to = to
     return DONE
+
+
+def _start_walk(
+    run: Run,
+    frame: Frame,
+    pipeline: Pipeline,
+    routes: Routes,
+    prefix: str,
+    resume: Position | None,
+) -> Gen:
+    """The walk of a graph level, resumed where ``resume`` says; None if it stopped at once.
+
+    A node the position is inside of is finished first; the node last left is
+    then routed, on the context as it is now (a resume's override included).
+    """
+    given = run.max_steps if frame is run.root else None
+    if type(resume) is not InGraph:
+        walk = frame.walk = Walk(run, pipeline.name, routes, pipeline.nodes, prefix, 0, given)
+        return walk
+    if given is None:
+        given = resume.limit
+    walk = Walk(run, pipeline.name, routes, pipeline.nodes, prefix, resume.steps, given)
+    frame.walk = walk
+    at = resume.at
+    if at is None:
+        return walk
+    nodes = pipeline.nodes
+    found = pipeline.index_of(at.name)  # check_position made sure it exists
+    assert found is not None
+    index = found
+    if type(at) is Done:
+        frame.done = at.name
+        walk.ended = resume.ended
+    else:
+        status = yield from run_node(
+            run, frame, nodes[index], pipeline.policies()[index], prefix, at
+        )
+        if status == STOPPED:
+            return None
+        if status != DONE:  # skip_remaining: the graph ends here
+            walk.ended = True
+            return walk
+    walk.left(index)
+    edge = routes.edges[index]
+    if not walk.ended and not isinstance(edge, int):
+        try:
+            key = yield Call(edge.selector, frame.view)
+        except Exception as exc:
+            walk.selector_raised(index, edge, exc)
+        walk.choose(index, edge, key)
+    return walk
 
 
 def run_node(
@@ -179,7 +279,7 @@ def run_node(
                     frame.written.update(out)
             return (yield from complete(run, frame, node.name, path, out, duration, attempts))
         if node.kind == "transform":
-            return (yield from _transform(run, frame, node, policy, path))
+            return (yield from run_transform(run, frame, node, policy, path))
         if node.kind == "branch":
             assert resume is None or type(resume) is InCase
             return (yield from _branch(run, frame, node, policy, path, resume))
@@ -196,30 +296,6 @@ def run_node(
             run.records.append((path, "failed", 0.0, exc.attempts, exc))  # the container too
             raise
         return (yield from record_failure(run, frame, node, policy, path, exc, exc.attempts))
-
-
-def _transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) -> Gen:
-    t0 = _clock()
-    item = node.items[0]
-    assert isinstance(item, FnItem)
-    out, attempts = yield from call_with_policy(item.fn, frame.view, policy, path)
-    if not isinstance(out, Mapping):
-        raise StepFailure(
-            TypeError(
-                f"transform {path!r} returned {type(out).__name__}; a transform must "
-                "return the whole new context as a mapping (use .step() to return "
-                "only the changes"
-                + ("; return {} to clear the context on purpose)" if out is None else ")")
-            ),
-            attempts,
-        )
-    new = dict(out)
-    removed = tuple(k for k in frame.ctx if k not in new) if run.persister is not None else ()
-    frame.ctx.clear()
-    frame.ctx.update(new)
-    if frame.written is not None:
-        frame.written.update(new)
-    return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts, removed))
 
 
 def _nested(
@@ -292,7 +368,7 @@ def _parallel(
             continue
         if isinstance(item, FnItem):
             item_path = f"{path}/{item.name}"
-            gens.append(_fn_item(run, state, item.fn, frame.view, policy, item_path))
+            gens.append(run_fn_item(run, state, item.fn, frame.view, policy, item_path))
         else:
             item_path = path
             state.frame = Frame(dict(parent), written={})
@@ -361,26 +437,6 @@ def _parallel(
     return (
         yield from complete(run, frame, node.name, path, merged, _clock() - t0, 1, tuple(removed))
     )
-
-
-def _fn_item(
-    run: Run,
-    state: ItemState,
-    fn: Callable[..., Any],
-    view: Mapping[str, Any],
-    policy: Policy,
-    path: str,
-) -> Gen:
-    """One function item of a parallel step: a step of its own, named ``<step>/<item>``."""
-    if run.debug and path not in run.quiet:
-        log.debug("step %s starting", path)
-    if run.start_hooks:
-        yield StartHooks(run.start_hooks, StepStartEvent(path, view, run.run_id))
-    t0 = _clock()
-    out, attempts = yield from call_with_policy(fn, view, policy, path)
-    if out is not None:
-        check_output(out, path, attempts)
-    return (yield from complete_item(run, state, path, view, out, _clock() - t0, attempts))
 
 
 def _pipe_item(

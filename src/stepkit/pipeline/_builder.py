@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from stepkit.pipeline._options import PipelineOptions
+    from stepkit.pipeline._routes import Routes
 
 _HOOK_OPTIONS = ("on_step_complete", "on_step_start", "on_error")
 _POLICY_DEFAULTS = ("retries", "retry_delay", "retry_on", "timeout", "merge", "parallel_mode")
@@ -464,6 +465,13 @@ class PipelineBuilder:
             object.__setattr__(self, "_fingerprint", fp)
         assert self._fingerprint is not None
         return self._fingerprint
+
+    def routes(self) -> Routes | None:
+        """How the level moves on: ``None`` for a pipeline (the next node, in order).
+
+        A graph's compiled plan returns its :class:`~stepkit.pipeline._routes.Routes`.
+        """
+        return None
 
     def policies(self) -> tuple[Policy, ...]:
         """The resolved policy of each top-level node (cached)."""
