@@ -498,7 +498,7 @@ class TestCommandLine:
         from stepkit.cli import main as cli
 
         (tmp_path / "graph_review.py").write_text(  # (tests/ is on the path under pytest)
-            "from test_graph_resume import approval_loop\nflow = approval_loop()\n"
+            "from graph.test_graph_resume import approval_loop\nflow = approval_loop()\n"
         )
         monkeypatch.chdir(tmp_path)
         monkeypatch.syspath_prepend(str(tmp_path))

@@ -1,7 +1,7 @@
 """Graphs: building and validating them, and running them through run() and arun().
 
 Resuming, step limits, routing errors and durable graph runs are in
-tests/test_graph_resume.py.
+tests/graph/test_graph_resume.py.
 """
 
 from __future__ import annotations
