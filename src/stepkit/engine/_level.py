@@ -19,6 +19,7 @@ from stepkit.engine._commands import (
     DONE,
     STOPPED,
     Call,
+    Emit,
     Gen,
     StartHooks,
 )
@@ -41,7 +42,7 @@ from stepkit.engine._step import (
 )
 from stepkit.engine._walk import Walk
 from stepkit.errors import PipelineAbortedError, StepFailedError
-from stepkit.events import StepStartEvent
+from stepkit.events import StepEvent, StepStartEvent
 from stepkit.pipeline._plan import FnItem, Node, Policy
 
 if TYPE_CHECKING:
@@ -93,8 +94,11 @@ def run_level(
     # the short path for plain steps applies when nothing needs the long one
     plain = pipeline.plain_steps() if not (run.start_hooks or run.debug) else ()
     call: Call | None = None  # the inline path's one command, refilled per step
+    emit: Emit | None = None  # ... and its event command, when handlers listen
     ask: Call | None = None  # a graph's selector call, refilled per conditional edge
     quick = run.persister is None and not run.handlers  # nothing to save or announce
+    announce = run.persister is None and not quick  # handlers only: their event inline too
+    records, view, written, update = run.records, frame.view, frame.written, frame.ctx.update
     for i in order:
         if run.stopped:
             if walk is not None:
@@ -123,26 +127,45 @@ def run_level(
                 if out is not None:
                     if type(out) is not dict:
                         check_output(out, prefix + nodes[i].name, 1)
-                    frame.ctx.update(out)
-                    if frame.written is not None:
-                        frame.written.update(out)
+                    update(out)
+                    if written is not None:
+                        written.update(out)
             except Exception as exc:
                 status = yield from run_node(
                     run, frame, nodes[i], policies[i], prefix, plain_error=exc
                 )
             else:
-                if quick:
-                    path = prefix + nodes[i].name
-                    frame.done = nodes[i].name
-                    run.records.append((path, "completed", _clock() - t0, 1, None))
+                name = nodes[i].name
+                path = prefix + name
+                if quick:  # what complete() does when nothing is saved, logged or announced
+                    frame.done = name
                     run.last_step = path
+                    records.append((path, "completed", _clock() - t0, 1, None))
                     if walk is None:
                         continue
                     status = DONE
+                elif announce:  # ... and when only handlers listen: the event, inline
+                    frame.done = name
+                    run.last_step = path
+                    duration = _clock() - t0
+                    records.append((path, "completed", duration, 1, None))
+                    event = StepEvent(path, view, out, duration, 1, run.run_id, run)
+                    if emit is None:
+                        emit = Emit(run.handlers, event)
+                    else:
+                        emit.event = event
+                    try:
+                        yield emit
+                    finally:
+                        event._close()
+                    if run.stopped:
+                        status = STOPPED
+                    elif walk is None:
+                        continue
+                    else:
+                        status = DONE
                 else:
-                    status = yield from complete(
-                        run, frame, nodes[i].name, prefix + nodes[i].name, out, _clock() - t0, 1
-                    )
+                    status = yield from complete(run, frame, name, path, out, _clock() - t0, 1)
         if status != DONE:
             # ENDED (skip_remaining) ends this level only (a graph too); its container completes
             if status == STOPPED:
