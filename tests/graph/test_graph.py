@@ -466,3 +466,13 @@ class TestRunning:
         g = chain("a", "b", "c", graph=Graph("g", max_steps=3))
         assert runner.run(g)["trail"] == ("a", "b", "c")
         assert runner.run(counter(limit=4, max_steps=4), {"n": 0}) == {"n": 4}
+
+
+def test_graph_option_errors_name_the_graph():
+    """A bad graph option says Graph('name'), not Pipeline('name')."""
+    from stepkit import PipelineDefinitionError
+
+    with pytest.raises(PipelineDefinitionError, match=r"Graph\('g'\): retries="):
+        Graph("g", retries=-1)
+    with pytest.raises(PipelineDefinitionError, match=r"a signed graph needs a name"):
+        Graph(secret="0123456789abcdef0123")

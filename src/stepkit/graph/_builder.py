@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 from stepkit.errors import InvalidArgumentError, PipelineDefinitionError
-from stepkit.pipeline._builder import PipelineBuilder, _checked_options, _items
+from stepkit.pipeline._builder import PipelineBuilder, build_items, checked_options
 from stepkit.pipeline._options import (
     UNSET,
     ErrorMode,
@@ -154,7 +154,7 @@ class GraphBuilder:
             merge=merge,
             parallel_mode=parallel_mode,
         )
-        checked = _checked_options(name, options)
+        checked = checked_options(name, options, "Graph", unnamed="graph")
         self._init(name, checked, max_steps, ([], {}, 0, 0))
 
     def _init(
@@ -244,7 +244,7 @@ class GraphBuilder:
             parallel_mode=parallel_mode,
             log=log,
         )
-        built = _items(items, where)
+        built = build_items(items, where)
         opts = check_options(options, where) if options else options
         if ("retries" in opts or "timeout" in opts) and all(isinstance(i, PipeItem) for i in built):
             raise PipelineDefinitionError(

@@ -138,7 +138,7 @@ class PipelineBuilder:
             merge=merge,
             parallel_mode=parallel_mode,
         )
-        self._init(name, (), _checked_options(name, options))
+        self._init(name, (), checked_options(name, options))
 
     def _init(
         self,
@@ -257,7 +257,7 @@ class PipelineBuilder:
         where = f"step {name!r}"
         if not items:
             raise PipelineDefinitionError(f"{where} has no step function or pipeline")
-        built = _items(items, where)
+        built = build_items(items, where)
         opts = check_options(options, where) if options else options
         if ("retries" in opts or "timeout" in opts) and all(isinstance(i, PipeItem) for i in built):
             raise PipelineDefinitionError(
@@ -379,7 +379,7 @@ class PipelineBuilder:
     def _replaced(self: _B, options: Mapping[str, Any]) -> _B:
         new = object.__new__(type(self))
         merged = {**self._options, **options}
-        new._init(self._name, self.nodes, _checked_options(self._name, merged))
+        new._init(self._name, self.nodes, checked_options(self._name, merged))
         return new
 
     def with_hooks(
@@ -514,7 +514,7 @@ class PipelineBuilder:
         return to_mermaid(self)
 
 
-def _items(items: Sequence[Any], where: str) -> tuple[Item, ...]:
+def build_items(items: Sequence[Any], where: str) -> tuple[Item, ...]:
     out: list[Item] = []
     for position, item in enumerate(items, 1):
         if isinstance(item, PipelineBuilder):
@@ -558,15 +558,21 @@ _PIPELINE_OPTIONS = frozenset(
 )
 
 
-def _checked_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate pipeline options once, at build time; normalise hooks and keys."""
+def checked_options(
+    name: str, options: Mapping[str, Any], kind: str = "Pipeline", unnamed: str = DEFAULT_NAME
+) -> dict[str, Any]:
+    """Validate the options of a pipeline (or a graph: ``kind``) once, at build time.
+
+    Hooks and signing keys are normalised; messages name ``kind(name)``.
+    """
+    where = f"{kind}({name!r})"
     check_name(name, "pipeline name")
     opts = dict(options)
     for hook in _HOOK_OPTIONS:
         if hook in opts:
             opts[hook] = as_hooks(opts[hook], hook)
     defaults = {k: opts[k] for k in _POLICY_DEFAULTS if k in opts}
-    opts.update(check_options(defaults, f"Pipeline({name!r})"))
+    opts.update(check_options(defaults, where))
     version = opts.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
         raise PipelineDefinitionError(f"version= must be a str or int, got {version!r}")
@@ -580,12 +586,12 @@ def _checked_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     if "migrations" in opts or "renamed" in opts:
         from stepkit.checkpoints._migrations import check_migration_options
 
-        check_migration_options(opts, name)
+        check_migration_options(opts, where)
     if opts.get("secret") is not None:
-        if name == DEFAULT_NAME:
+        if name == unnamed:
             raise PipelineDefinitionError(
-                "a signed pipeline needs a name of its own: Pipeline('orders', secret=...). "
-                f"Unnamed pipelines are all called {DEFAULT_NAME!r}, so one would accept "
+                f"a signed {kind.lower()} needs a name of its own: {kind}('orders', secret=...). "
+                f"Unnamed ones are all called {unnamed!r}, so one would accept "
                 "checkpoints signed for another that shares the key"
             )
         # loaded here, not at import: signing is not needed to build most pipelines
@@ -594,7 +600,7 @@ def _checked_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         try:  # normalised once: a tuple of keys, newest first
             opts["secret"] = normalize_keys(opts["secret"])
         except InvalidArgumentError as exc:
-            raise PipelineDefinitionError(f"Pipeline({name!r}): {exc}") from None
+            raise PipelineDefinitionError(f"{where}: {exc}") from None
     else:
         opts.pop("secret", None)
     return opts
