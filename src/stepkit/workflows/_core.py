@@ -180,11 +180,15 @@ class Replay:
                 self.fatal = error
             raise error
         if self.deadline is not None and record is None and self.clock() >= self.deadline:
-            error2 = StepTimeoutError(f"workflow run {self.run_id!r} ran out of time at {key!r}")
-            if self.fatal is None:
-                self.fatal = error2
-            raise error2
+            raise self._out_of_time(key)
         return key, record
+
+    def _out_of_time(self, key: str) -> StepTimeoutError:
+        """The run passed its workflow ``timeout=``: it fails (once, never retried)."""
+        error = StepTimeoutError(f"workflow run {self.run_id!r} ran out of time at {key!r}")
+        if self.fatal is None:
+            self.fatal = error
+        return error
 
     def idempotency_key(self, step_id: str) -> str:
         """A key stable across replays for the op ``step_id`` in flight (or the latest one)."""
@@ -193,9 +197,14 @@ class Replay:
         n = max(self.counts.get(step_id, 1) - 1, 0)
         return f"{self.run_id}/{step_id}#{n}"
 
-    def suspend(self, wake_at: float | None, signal: str | None = None) -> Suspend:
-        """Note when the run is due again (the earliest of all waits) and what it waits on."""
+    def suspend(self, key: str, wake_at: float | None, signal: str | None = None) -> BaseException:
+        """Note when the run is due again (the earliest of all waits) and what it waits on.
+
+        Past the workflow's deadline, the run fails instead (``StepTimeoutError``).
+        """
         if self.deadline is not None:
+            if self.clock() >= self.deadline:
+                return self._out_of_time(key)
             wake_at = self.deadline if wake_at is None else min(wake_at, self.deadline)
         if wake_at is not None:
             self.wake_at = wake_at if self.wake_at is None else min(self.wake_at, wake_at)
@@ -230,7 +239,7 @@ class Replay:
                 raise _failed(key, record, self.run_id)
             self._new()
             if self.clock() < record["at"]:
-                raise self.suspend(record["at"])
+                raise self.suspend(key, record["at"])
             attempt = int(record["retry"]) + 1
         self._new()
         start, complete, error = self.hooks
@@ -259,7 +268,7 @@ class Replay:
                     at = self.clock() + delay
                     retry = {"kind": "run", "retry": attempt, "at": at, "error": describe(exc)}
                     yield (PERSIST, key, retry)
-                    raise self.suspend(at) from None
+                    raise self.suspend(key, at) from None
                 attempt += 1
                 continue
             finally:
@@ -281,7 +290,7 @@ class Replay:
             assert until is not None
             yield (PERSIST, key, {"kind": "sleep", "until": until})
         if self.clock() < until:
-            raise self.suspend(until)
+            raise self.suspend(key, until)
         return None
 
     def wait(
@@ -324,7 +333,7 @@ class Replay:
         if until is not None and self.clock() >= until:
             yield (PERSIST, key, {"kind": "signal", "signal": signal, "timeout": True})
             return None
-        raise self.suspend(until, signal)
+        raise self.suspend(key, until, signal)
 
     def invoke(
         self,
@@ -370,7 +379,7 @@ class Replay:
             }
             yield (PERSIST, key, failure)
             raise _failed(key, failure, self.run_id)
-        raise self.suspend(until, name)
+        raise self.suspend(key, until, name)
 
     def memo(self, key: str, record: dict[str, Any] | None, kind: str) -> OpGen:
         if record is not None:
