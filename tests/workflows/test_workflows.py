@@ -475,3 +475,44 @@ def _def(body: Any) -> Any:
     from .conftest import as_def
 
     return as_def(body)
+
+
+def test_cancelling_a_parent_cancels_its_unfinished_children(
+    client: Client, register: Any, clock: Any
+) -> None:
+    """cancel() reaches sleeping and waiting children, and theirs; finished ones stay."""
+
+    async def done(ctx: Any, step: Any) -> Any:
+        return "done"
+
+    async def naps(ctx: Any, step: Any) -> Any:
+        await step.sleep("s", 100)
+        return "woke"
+
+    async def waits(ctx: Any, step: Any) -> Any:
+        return await step.invoke("grandchild", naps_flow)  # waits on its own child
+
+    naps_flow, waits_flow, done_flow = register(naps), register(waits), register(done)
+
+    async def parent(ctx: Any, step: Any) -> Any:
+        return [await step.invoke("done", done_flow), await step.invoke("wait", waits_flow)]
+
+    handle = client.start_workflow(register(parent), run_id="p")
+    client.run_due()  # "done" completes; the parent then starts "wait", which starts its own
+    statuses = {r.run_id: r.status for r in client.list_runs()}
+    assert statuses == {
+        "p": "waiting",
+        "p/done#0": "completed",
+        "p/wait#0": "waiting",
+        "p/wait#0/grandchild#0": "sleeping",
+    }
+    handle.cancel("order withdrawn")
+    why = "its parent run 'p' was cancelled: order withdrawn"
+    assert {r.run_id: (r.status, r.error) for r in client.list_runs()} == {
+        "p": ("cancelled", "order withdrawn"),
+        "p/done#0": ("completed", None),
+        "p/wait#0": ("cancelled", why),
+        "p/wait#0/grandchild#0": ("cancelled", why),
+    }
+    clock.advance(100)
+    assert client.run_due() == 0

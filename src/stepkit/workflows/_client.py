@@ -220,12 +220,16 @@ class Client:
         return result
 
     def cancel(self, run_id: str, reason: str | None = None) -> None:
-        """Cancel a run: it never continues; a worker running it stops at its next op."""
-        self.store.cancel(check_id(run_id, "run_id"), reason=reason)
+        """Cancel a run: it never continues; a worker running it stops at its next op.
+
+        Its running, sleeping or waiting child runs (``step.invoke``) are
+        cancelled too, and theirs. ``RunConflictError`` for a completed run.
+        """
+        self._perform(talk.cancel(self, run_id, reason))
 
     async def acancel(self, run_id: str, reason: str | None = None) -> None:
         """Async :meth:`cancel`."""
-        await self.store.acancel(check_id(run_id, "run_id"), reason=reason)
+        await self._aperform(talk.cancel(self, run_id, reason))
 
     def list_runs(
         self, *, workflow: Any = None, status: str | None = None, limit: int | None = 100
