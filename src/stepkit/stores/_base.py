@@ -11,7 +11,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from stepkit.stores._records import RunRecord, RunStatus, SignalRecord, VersionRecord
+from stepkit.stores._records import (
+    RunRecord,
+    RunStatus,
+    SignalRecord,
+    VersionKind,
+    VersionRecord,
+)
 from stepkit.stores._sync_base import Change, Loaded
 from stepkit.stores._wake_base import DeliveryStatus, WakeBase
 
@@ -135,6 +141,7 @@ class BaseStore(WakeBase):
         created_at: float,
         owner: str,
         lease: float | None,
+        kind: VersionKind = "step",
     ) -> None:
         """Async :meth:`save_step`."""
         return await self._acall(
@@ -150,6 +157,7 @@ class BaseStore(WakeBase):
             created_at,
             owner,
             lease,
+            kind,
         )
 
     async def afinish(

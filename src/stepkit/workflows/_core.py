@@ -394,22 +394,18 @@ class Replay:
         yield (PERSIST, key, {"kind": kind, "value": encoded})
         return from_json(encoded)
 
-    def op_version(self, key: str, record: dict[str, Any], created_at: float) -> VersionRecord:
-        """The version that records op ``key`` (the next one of the run)."""
+    def op_fields(self, key: str, record: dict[str, Any]) -> tuple[int, str]:
+        """Take the next version number of the run for op ``key``; its changes (JSON text)."""
         self.version += 1
         self.records[key] = record
-        number = self.version
+        return self.version, dumps({key: record})
+
+    def op_version(self, key: str, record: dict[str, Any], created_at: float) -> VersionRecord:
+        """The version that records op ``key`` (the next one of the run)."""
+        number, changes = self.op_fields(key, record)
+        parent = number - 1 if number > 1 else None
         return VersionRecord(
-            self.run_id,
-            number,
-            number - 1 if number > 1 else None,
-            key,
-            dumps({key: record}),
-            (),
-            "",
-            None,
-            created_at,
-            "op",
+            self.run_id, number, parent, key, changes, (), "", None, created_at, "op"
         )
 
 
