@@ -516,3 +516,20 @@ def test_cancelling_a_parent_cancels_its_unfinished_children(
     }
     clock.advance(100)
     assert client.run_due() == 0
+
+
+def test_a_corrupt_op_version_is_a_store_error_naming_it() -> None:
+    """Replay parses all op versions at once; a corrupt one is reported by its number."""
+    from stepkit.errors import StoreError
+    from stepkit.stores import VersionRecord
+    from stepkit.workflows._core import Replay
+
+    def op(n: int, changes: str) -> VersionRecord:
+        return VersionRecord("r", n, n - 1, f"x#{n}", changes, (), "", None, 0.0, "op")
+
+    good = op(2, '{"x#0": {"kind": "run", "value": 1}}')
+    core = Replay(run_id="r", versions=[good, op(3, '{"x#1": {"kind": "run", "value": 2}}')])
+    assert sorted(core.records) == ["x#0", "x#1"]
+    for bad in ('{"x#1": ', "[1]", '{"a": 1}, {"b": 2}'):
+        with pytest.raises(StoreError, match="version 3 of run 'r'"):
+            Replay(run_id="r", versions=[good, op(3, bad)])
