@@ -12,7 +12,6 @@ in user code cannot swallow it) after noting when the run is due again.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid as uuid_module
 from collections.abc import Callable, Generator, Iterable
@@ -23,17 +22,23 @@ from typing import Any
 from stepkit.checkpoints._decode import from_json
 from stepkit.checkpoints._encode import dumps, to_json
 from stepkit.errors import (
-    CheckpointError,
     InvalidArgumentError,
     InvalidInputError,
     NestedStepError,
     StepFailedError,
     StepTimeoutError,
-    StoreError,
     WorkflowDeterminismError,
 )
 from stepkit.stores import SignalRecord, VersionRecord
 from stepkit.workflows._events import WorkflowStepEvent
+from stepkit.workflows._history import (
+    decoded,
+    describe,
+    failed_error,
+    is_failure,
+    load_json,
+    read_ops,
+)
 from stepkit.workflows._policy import StepPolicy, next_delay
 from stepkit.workflows._schema import validate
 
@@ -60,65 +65,6 @@ class Frontier(Suspend):
     """A dry replay (``assert_replays``) reached an op that was never recorded."""
 
 
-class RecordedFailure(Exception):
-    """The stored form of a step's exception: ``type_name: message`` (never unpickled)."""
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(f"{type_name}: {message}")
-        self.type_name = type_name
-
-
-def describe(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
-
-
-def load_json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise StoreError(f"corrupt {what}: not valid JSON") from exc
-
-
-def decoded(encoded: Any, key: str) -> Any:
-    """A fresh decoded copy of a stored value."""
-    try:
-        return from_json(encoded)
-    except CheckpointError as exc:
-        raise StoreError(f"corrupt stored value of step {key!r}: {exc}") from exc
-
-
-def parse_ops(versions: list[VersionRecord], run_id: str) -> list[dict[str, Any]]:
-    """The changes of a run's op versions, parsed in one ``json.loads`` (a replay's main cost).
-
-    When the joined text does not parse into one object per version, each is
-    parsed alone, so that the error names the corrupt version. (Joining cannot
-    let a store's writer say more than it could with well-formed versions.)
-    """
-    if not versions:
-        return []
-    try:
-        parsed = json.loads("[" + ",".join(v.changes for v in versions) + "]")
-    except (ValueError, RecursionError):
-        parsed = None
-    if (
-        isinstance(parsed, list)
-        and len(parsed) == len(versions)
-        and all(type(p) is dict for p in parsed)
-    ):
-        return parsed
-    found = []
-    for v in versions:
-        changes = load_json(v.changes, f"version {v.version} of run {run_id!r}")
-        if not isinstance(changes, dict):
-            raise StoreError(f"corrupt version {v.version} of run {run_id!r}: not an object")
-        found.append(changes)
-    return found
-
-
-def _is_failure(record: dict[str, Any]) -> bool:
-    return record.get("kind") == "run" and ("error" in record or "retry" in record)
-
-
 class Replay:
     """One execution of a workflow run: recorded ops, identities, mailbox, suspension."""
 
@@ -140,32 +86,14 @@ class Replay:
         self.hooks = hooks
         self.dry = dry
         self.deadline = deadline
-        self.records: dict[str, dict[str, Any]] = {}
         self.counts: dict[str, int] = {}
         self.visited: set[str] = set()
-        self.version = 0
-        self.attempt = 1
-        self.input_json: Any = None
         self.wake_at: float | None = None
         self.waits: set[str] = set()
         self.fatal: BaseException | None = None  # drift or timeout: fail the run, never retry
         self.current: str | None = None
         self.lost: Exception | None = None  # set when the claim was lost (heartbeat or append)
-        ops: list[VersionRecord] = []
-        for v in versions:
-            self.version = v.version
-            if v.kind == "start":
-                start = load_json(v.changes, f"start of run {run_id!r}")
-                self.input_json = start.get("input") if isinstance(start, dict) else None
-            elif v.kind == "op":
-                ops.append(v)
-        for changes in parse_ops(ops, run_id):
-            for key, record in changes.items():
-                if key in ("error", "resume"):  # a new attempt of the whole workflow
-                    self.records = {k: r for k, r in self.records.items() if not _is_failure(r)}
-                    self.attempt = self.attempt + 1 if key == "error" else 1
-                elif key != "result" and isinstance(record, dict):
-                    self.records[key] = record
+        self.version, self.input_json, self.records, self.attempt = read_ops(versions, run_id)
         self.mailbox = list(signals)
         self.consumed = {
             r["seq"] for r in self.records.values() if r.get("kind") == "signal" and "seq" in r
@@ -173,7 +101,7 @@ class Replay:
 
     def restart(self) -> None:
         """Begin a new attempt of the whole workflow: failed ops run again, the rest replay."""
-        self.records = {k: r for k, r in self.records.items() if not _is_failure(r)}
+        self.records = {k: r for k, r in self.records.items() if not is_failure(r)}
         self.counts.clear()
         self.visited.clear()
         self.attempt += 1
@@ -266,7 +194,7 @@ class Replay:
             if "value" in record:
                 return decoded(record["value"], key)
             if "retry" not in record:
-                raise _failed(key, record, self.run_id)
+                raise failed_error(key, record, self.run_id)
             self._new()
             if self.clock() < record["at"]:
                 raise self.suspend(key, record["at"])
@@ -378,7 +306,7 @@ class Replay:
             if "value" in record:
                 return decoded(record["value"], key)
             if "error" in record:
-                raise _failed(key, record, self.run_id)
+                raise failed_error(key, record, self.run_id)
         self._new()
         name = child_signal(key)
         message = next((m for m in self.mailbox if m.signal == name), None)
@@ -393,7 +321,7 @@ class Replay:
                 return decoded(outcome["value"], key)
             failure = {"kind": "invoke", "child": child_id, "error": outcome.get("error", {})}
             yield (PERSIST, key, failure)
-            raise _failed(key, failure, self.run_id)
+            raise failed_error(key, failure, self.run_id)
         if record is None:
             encoded = to_json(data, path=f"the input of child {child_id!r}")
             yield (CHILD, child_id, workflow_id, encoded, key)
@@ -408,7 +336,7 @@ class Replay:
                 "error": {"type": "StepTimeoutError", "message": f"child {child_id!r} timed out"},
             }
             yield (PERSIST, key, failure)
-            raise _failed(key, failure, self.run_id)
+            raise failed_error(key, failure, self.run_id)
         raise self.suspend(key, until, name)
 
     def memo(self, key: str, record: dict[str, Any] | None, kind: str) -> OpGen:
@@ -441,16 +369,3 @@ class Replay:
 
 def _method(kind: str) -> str:
     return {"signal": "wait_for_signal"}.get(kind, kind)
-
-
-def _failed(key: str, record: dict[str, Any], run_id: str) -> StepFailedError:
-    info = record.get("error") or {}
-    cause = RecordedFailure(str(info.get("type", "Exception")), str(info.get("message", "")))
-    error = StepFailedError(
-        f"step {key!r} failed after {record.get('attempts', 1)} attempt(s): {cause}",
-        step_name=key,
-        attempts=int(record.get("attempts", 1)),
-        run_id=run_id,
-    )
-    error.__cause__ = cause
-    return error
