@@ -52,7 +52,8 @@ class BaseStore(WakeBase):
 
     **Optional** (defaults here): ``_history(run_id)`` (``None`` for no such run;
     the default reads versions one by one), ``_close()``, ``_append`` (the
-    per-step hot path, by default an ``_update``), ``_chain`` (the versions a
+    per-step hot path, by default an ``_update``; ``_append_step`` is its
+    field-by-field form, which receives ``kind="op"`` for workflow ops), ``_chain`` (the versions a
     rebuild reads, by default one ``_version`` per link), ``_claim_and_load`` (a
     resume's claim and read, by default an ``_update`` then a ``_chain``; one
     transaction where the backend can) and ``_acall`` (how the
