@@ -475,3 +475,61 @@ def _def(body: Any) -> Any:
     from .conftest import as_def
 
     return as_def(body)
+
+
+def test_cancelling_a_parent_cancels_its_unfinished_children(
+    client: Client, register: Any, clock: Any
+) -> None:
+    """cancel() reaches sleeping and waiting children, and theirs; finished ones stay."""
+
+    async def done(ctx: Any, step: Any) -> Any:
+        return "done"
+
+    async def naps(ctx: Any, step: Any) -> Any:
+        await step.sleep("s", 100)
+        return "woke"
+
+    async def waits(ctx: Any, step: Any) -> Any:
+        return await step.invoke("grandchild", naps_flow)  # waits on its own child
+
+    naps_flow, waits_flow, done_flow = register(naps), register(waits), register(done)
+
+    async def parent(ctx: Any, step: Any) -> Any:
+        return [await step.invoke("done", done_flow), await step.invoke("wait", waits_flow)]
+
+    handle = client.start_workflow(register(parent), run_id="p")
+    client.run_due()  # "done" completes; the parent then starts "wait", which starts its own
+    statuses = {r.run_id: r.status for r in client.list_runs()}
+    assert statuses == {
+        "p": "waiting",
+        "p/done#0": "completed",
+        "p/wait#0": "waiting",
+        "p/wait#0/grandchild#0": "sleeping",
+    }
+    handle.cancel("order withdrawn")
+    why = "its parent run 'p' was cancelled: order withdrawn"
+    assert {r.run_id: (r.status, r.error) for r in client.list_runs()} == {
+        "p": ("cancelled", "order withdrawn"),
+        "p/done#0": ("completed", None),
+        "p/wait#0": ("cancelled", why),
+        "p/wait#0/grandchild#0": ("cancelled", why),
+    }
+    clock.advance(100)
+    assert client.run_due() == 0
+
+
+def test_a_corrupt_op_version_is_a_store_error_naming_it() -> None:
+    """Replay parses all op versions at once; a corrupt one is reported by its number."""
+    from stepkit.errors import StoreError
+    from stepkit.stores import VersionRecord
+    from stepkit.workflows._core import Replay
+
+    def op(n: int, changes: str) -> VersionRecord:
+        return VersionRecord("r", n, n - 1, f"x#{n}", changes, (), "", None, 0.0, "op")
+
+    good = op(2, '{"x#0": {"kind": "run", "value": 1}}')
+    core = Replay(run_id="r", versions=[good, op(3, '{"x#1": {"kind": "run", "value": 2}}')])
+    assert sorted(core.records) == ["x#0", "x#1"]
+    for bad in ('{"x#1": ', "[1]", '{"a": 1}, {"b": 2}'):
+        with pytest.raises(StoreError, match="version 3 of run 'r'"):
+            Replay(run_id="r", versions=[good, op(3, bad)])

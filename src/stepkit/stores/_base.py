@@ -11,7 +11,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from stepkit.stores._records import RunRecord, RunStatus, SignalRecord, VersionRecord
+from stepkit.stores._records import (
+    RunRecord,
+    RunStatus,
+    SignalRecord,
+    VersionKind,
+    VersionRecord,
+)
 from stepkit.stores._sync_base import Change, Loaded
 from stepkit.stores._wake_base import DeliveryStatus, WakeBase
 
@@ -46,7 +52,8 @@ class BaseStore(WakeBase):
 
     **Optional** (defaults here): ``_history(run_id)`` (``None`` for no such run;
     the default reads versions one by one), ``_close()``, ``_append`` (the
-    per-step hot path, by default an ``_update``), ``_chain`` (the versions a
+    per-step hot path, by default an ``_update``; ``_append_step`` is its
+    field-by-field form, which receives ``kind="op"`` for workflow ops), ``_chain`` (the versions a
     rebuild reads, by default one ``_version`` per link), ``_claim_and_load`` (a
     resume's claim and read, by default an ``_update`` then a ``_chain``; one
     transaction where the backend can) and ``_acall`` (how the
@@ -135,6 +142,7 @@ class BaseStore(WakeBase):
         created_at: float,
         owner: str,
         lease: float | None,
+        kind: VersionKind = "step",
     ) -> None:
         """Async :meth:`save_step`."""
         return await self._acall(
@@ -150,6 +158,7 @@ class BaseStore(WakeBase):
             created_at,
             owner,
             lease,
+            kind,
         )
 
     async def afinish(

@@ -28,6 +28,7 @@ from stepkit.stores._chain import target_version, walk_chain
 from stepkit.stores._records import (
     RunRecord,
     RunStatus,
+    VersionKind,
     VersionRecord,
     check_id,
     check_seconds,
@@ -119,9 +120,19 @@ class SyncBase:
         created_at: float,
         owner: str,
         lease: float | None,
+        kind: VersionKind = "step",
     ) -> None:
         record = VersionRecord(
-            run_id, version, parent, step_name, changes, removed, position, snapshot, created_at
+            run_id,
+            version,
+            parent,
+            step_name,
+            changes,
+            removed,
+            position,
+            snapshot,
+            created_at,
+            kind,
         )
         self._append(record, owner, lease)
 
@@ -275,29 +286,24 @@ class SyncBase:
         created_at: float,
         owner: str,
         lease: float | None,
+        kind: VersionKind = "step",
     ) -> None:
-        """:meth:`append` of a step's version that stepkit built itself (``kind="step"``).
+        """:meth:`append` of a version that stepkit built itself (``kind`` ``"step"`` or ``"op"``).
 
-        The durable-run engine calls this once per persisted step with the fields
-        it made (so no record is built nor re-validated); it is not part of the
-        :class:`Store` protocol (other stores get :meth:`append`).
+        The durable-run engine calls this once per persisted step, and a
+        workflow once per op, with the fields it made (so no record is built
+        nor re-validated); it is not part of the :class:`Store` protocol (other
+        stores get :meth:`append`). A backend's ``_append_step`` receives
+        ``kind=`` only for a kind other than ``"step"``.
         """
         if self._closed:
             raise StoreError(f"{type(self).__name__} is closed")
+        fields = (run_id, version, parent, step_name, changes, removed, position, snapshot)
         try:
-            self._append_step(
-                run_id,
-                version,
-                parent,
-                step_name,
-                changes,
-                removed,
-                position,
-                snapshot,
-                created_at,
-                owner,
-                lease,
-            )
+            if kind == "step":
+                self._append_step(*fields, created_at, owner, lease)
+            else:
+                self._append_step(*fields, created_at, owner, lease, kind=kind)
         except StepkitError:
             raise
         except self._backend_errors as exc:

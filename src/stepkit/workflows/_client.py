@@ -8,6 +8,7 @@ sync methods or, by the ``a``-prefixed twin, with its async ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -219,12 +220,16 @@ class Client:
         return result
 
     def cancel(self, run_id: str, reason: str | None = None) -> None:
-        """Cancel a run: it never continues; a worker running it stops at its next op."""
-        self.store.cancel(check_id(run_id, "run_id"), reason=reason)
+        """Cancel a run: it never continues; a worker running it stops at its next op.
+
+        Its running, sleeping or waiting child runs (``step.invoke``) are
+        cancelled too, and theirs. ``RunConflictError`` for a completed run.
+        """
+        self._perform(talk.cancel(self, run_id, reason))
 
     async def acancel(self, run_id: str, reason: str | None = None) -> None:
         """Async :meth:`cancel`."""
-        await self.store.acancel(check_id(run_id, "run_id"), reason=reason)
+        await self._aperform(talk.cancel(self, run_id, reason))
 
     def list_runs(
         self, *, workflow: Any = None, status: str | None = None, limit: int | None = 100
@@ -304,15 +309,29 @@ class Client:
     async def arun_worker(
         self, *, concurrency: int = 1, poll_interval: float = 0.5, stop: Any = None
     ) -> None:
-        """Async :meth:`run_worker` (``concurrency`` tasks)."""
+        """Async :meth:`run_worker` (``concurrency`` tasks).
+
+        ``stop`` may be an ``asyncio.Event`` or a ``threading.Event``; setting it
+        ends a poll's wait at once.
+        """
         check_count(concurrency, "concurrency", minimum=1)
         interval = check_seconds(poll_interval, "poll_interval") or 0.5
         check_event(stop, "stop")
 
+        async def idle() -> None:  # until the next poll, or until stop is set
+            wait = getattr(stop, "wait", None)
+            if isinstance(stop, asyncio.Event):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+            elif callable(wait):  # a threading.Event: wait in a thread, end when it is set
+                await asyncio.to_thread(wait, interval)
+            else:
+                await asyncio.sleep(interval)
+
         async def loop() -> None:
             while stop is None or not stop.is_set():
                 if await self.arun_due() == 0:
-                    await asyncio.sleep(interval)
+                    await idle()
 
         await asyncio.gather(*(loop() for _ in range(concurrency)))
 

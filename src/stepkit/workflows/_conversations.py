@@ -31,6 +31,7 @@ from stepkit.workflows._step import check_signal
 __all__ = [
     "EXECUTE",
     "SignalReceipt",
+    "cancel",
     "claim_for_resume",
     "is_workflow_run",
     "new_run",
@@ -205,3 +206,52 @@ def claim_for_resume(client: Any, run_id: str, recover: bool) -> Talk:
         {"owner": client.owner, "lease": client.lease, "recover": bool(recover)},
     )
     return claimed, flow
+
+
+#: Statuses of a child run that cancelling its parent cancels.
+UNFINISHED = ("running", "sleeping", "waiting")
+
+
+def cancel(client: Any, run_id: str, reason: str | None) -> Talk:
+    """Cancel a run, then each of its unfinished child runs (and theirs), depth first.
+
+    The children are those the run's ``step.invoke`` ops recorded. A child that
+    finished meanwhile, or was deleted, is left as it is.
+    """
+    check_id(run_id, "run_id")
+    yield ("cancel", (run_id,), {"reason": reason})
+    why = f"its parent run {run_id!r} was cancelled" + (f": {reason}" if reason else "")
+    pending = [run_id]
+    while pending:
+        parent = pending.pop()
+        try:
+            versions = yield ("history", (parent,), {})
+        except RunNotFoundError:
+            continue
+        for child in children_of(versions):
+            record = yield ("get", (child,), {})
+            if record is None or record.status not in UNFINISHED:
+                continue
+            try:
+                yield ("cancel", (child,), {"reason": why})
+            except (RunConflictError, RunNotFoundError):
+                continue  # it completed (or was deleted) in the meantime
+            pending.append(child)
+
+
+def children_of(versions: list[VersionRecord]) -> list[str]:
+    """The child run ids a run's ``step.invoke`` ops recorded, in the order they were started."""
+    found: dict[str, None] = {}
+    for version in versions:
+        if version.kind != "op" or not version.changes.startswith("{"):
+            continue
+        try:
+            changes = json.loads(version.changes)
+        except ValueError:
+            continue
+        for record in changes.values() if isinstance(changes, dict) else ():
+            if isinstance(record, dict) and record.get("kind") == "invoke":
+                child = record.get("child")
+                if isinstance(child, str):
+                    found[child] = None
+    return list(found)

@@ -12,7 +12,6 @@ in user code cannot swallow it) after noting when the run is due again.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid as uuid_module
 from collections.abc import Callable, Generator, Iterable
@@ -23,17 +22,23 @@ from typing import Any
 from stepkit.checkpoints._decode import from_json
 from stepkit.checkpoints._encode import dumps, to_json
 from stepkit.errors import (
-    CheckpointError,
     InvalidArgumentError,
     InvalidInputError,
     NestedStepError,
     StepFailedError,
     StepTimeoutError,
-    StoreError,
     WorkflowDeterminismError,
 )
 from stepkit.stores import SignalRecord, VersionRecord
 from stepkit.workflows._events import WorkflowStepEvent
+from stepkit.workflows._history import (
+    decoded,
+    describe,
+    failed_error,
+    is_failure,
+    load_json,
+    read_ops,
+)
 from stepkit.workflows._policy import StepPolicy, next_delay
 from stepkit.workflows._schema import validate
 
@@ -60,37 +65,6 @@ class Frontier(Suspend):
     """A dry replay (``assert_replays``) reached an op that was never recorded."""
 
 
-class RecordedFailure(Exception):
-    """The stored form of a step's exception: ``type_name: message`` (never unpickled)."""
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(f"{type_name}: {message}")
-        self.type_name = type_name
-
-
-def describe(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
-
-
-def load_json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise StoreError(f"corrupt {what}: not valid JSON") from exc
-
-
-def decoded(encoded: Any, key: str) -> Any:
-    """A fresh decoded copy of a stored value."""
-    try:
-        return from_json(encoded)
-    except CheckpointError as exc:
-        raise StoreError(f"corrupt stored value of step {key!r}: {exc}") from exc
-
-
-def _is_failure(record: dict[str, Any]) -> bool:
-    return record.get("kind") == "run" and ("error" in record or "retry" in record)
-
-
 class Replay:
     """One execution of a workflow run: recorded ops, identities, mailbox, suspension."""
 
@@ -112,30 +86,14 @@ class Replay:
         self.hooks = hooks
         self.dry = dry
         self.deadline = deadline
-        self.records: dict[str, dict[str, Any]] = {}
         self.counts: dict[str, int] = {}
         self.visited: set[str] = set()
-        self.version = 0
-        self.attempt = 1
-        self.input_json: Any = None
         self.wake_at: float | None = None
         self.waits: set[str] = set()
         self.fatal: BaseException | None = None  # drift or timeout: fail the run, never retry
         self.current: str | None = None
         self.lost: Exception | None = None  # set when the claim was lost (heartbeat or append)
-        for v in versions:
-            self.version = v.version
-            if v.kind == "start":
-                self.input_json = load_json(v.changes, f"start of run {run_id!r}").get("input")
-                continue
-            if v.kind != "op":
-                continue
-            for key, record in load_json(v.changes, f"version {v.version}").items():
-                if key in ("error", "resume"):  # a new attempt of the whole workflow
-                    self.records = {k: r for k, r in self.records.items() if not _is_failure(r)}
-                    self.attempt = self.attempt + 1 if key == "error" else 1
-                elif key != "result" and isinstance(record, dict):
-                    self.records[key] = record
+        self.version, self.input_json, self.records, self.attempt = read_ops(versions, run_id)
         self.mailbox = list(signals)
         self.consumed = {
             r["seq"] for r in self.records.values() if r.get("kind") == "signal" and "seq" in r
@@ -143,7 +101,7 @@ class Replay:
 
     def restart(self) -> None:
         """Begin a new attempt of the whole workflow: failed ops run again, the rest replay."""
-        self.records = {k: r for k, r in self.records.items() if not _is_failure(r)}
+        self.records = {k: r for k, r in self.records.items() if not is_failure(r)}
         self.counts.clear()
         self.visited.clear()
         self.attempt += 1
@@ -180,11 +138,15 @@ class Replay:
                 self.fatal = error
             raise error
         if self.deadline is not None and record is None and self.clock() >= self.deadline:
-            error2 = StepTimeoutError(f"workflow run {self.run_id!r} ran out of time at {key!r}")
-            if self.fatal is None:
-                self.fatal = error2
-            raise error2
+            raise self._out_of_time(key)
         return key, record
+
+    def _out_of_time(self, key: str) -> StepTimeoutError:
+        """The run passed its workflow ``timeout=``: it fails (once, never retried)."""
+        error = StepTimeoutError(f"workflow run {self.run_id!r} ran out of time at {key!r}")
+        if self.fatal is None:
+            self.fatal = error
+        return error
 
     def idempotency_key(self, step_id: str) -> str:
         """A key stable across replays for the op ``step_id`` in flight (or the latest one)."""
@@ -193,9 +155,14 @@ class Replay:
         n = max(self.counts.get(step_id, 1) - 1, 0)
         return f"{self.run_id}/{step_id}#{n}"
 
-    def suspend(self, wake_at: float | None, signal: str | None = None) -> Suspend:
-        """Note when the run is due again (the earliest of all waits) and what it waits on."""
+    def suspend(self, key: str, wake_at: float | None, signal: str | None = None) -> BaseException:
+        """Note when the run is due again (the earliest of all waits) and what it waits on.
+
+        Past the workflow's deadline, the run fails instead (``StepTimeoutError``).
+        """
         if self.deadline is not None:
+            if self.clock() >= self.deadline:
+                return self._out_of_time(key)
             wake_at = self.deadline if wake_at is None else min(wake_at, self.deadline)
         if wake_at is not None:
             self.wake_at = wake_at if self.wake_at is None else min(self.wake_at, wake_at)
@@ -227,10 +194,10 @@ class Replay:
             if "value" in record:
                 return decoded(record["value"], key)
             if "retry" not in record:
-                raise _failed(key, record, self.run_id)
+                raise failed_error(key, record, self.run_id)
             self._new()
             if self.clock() < record["at"]:
-                raise self.suspend(record["at"])
+                raise self.suspend(key, record["at"])
             attempt = int(record["retry"]) + 1
         self._new()
         start, complete, error = self.hooks
@@ -259,7 +226,7 @@ class Replay:
                     at = self.clock() + delay
                     retry = {"kind": "run", "retry": attempt, "at": at, "error": describe(exc)}
                     yield (PERSIST, key, retry)
-                    raise self.suspend(at) from None
+                    raise self.suspend(key, at) from None
                 attempt += 1
                 continue
             finally:
@@ -281,7 +248,7 @@ class Replay:
             assert until is not None
             yield (PERSIST, key, {"kind": "sleep", "until": until})
         if self.clock() < until:
-            raise self.suspend(until)
+            raise self.suspend(key, until)
         return None
 
     def wait(
@@ -324,7 +291,7 @@ class Replay:
         if until is not None and self.clock() >= until:
             yield (PERSIST, key, {"kind": "signal", "signal": signal, "timeout": True})
             return None
-        raise self.suspend(until, signal)
+        raise self.suspend(key, until, signal)
 
     def invoke(
         self,
@@ -339,7 +306,7 @@ class Replay:
             if "value" in record:
                 return decoded(record["value"], key)
             if "error" in record:
-                raise _failed(key, record, self.run_id)
+                raise failed_error(key, record, self.run_id)
         self._new()
         name = child_signal(key)
         message = next((m for m in self.mailbox if m.signal == name), None)
@@ -354,7 +321,7 @@ class Replay:
                 return decoded(outcome["value"], key)
             failure = {"kind": "invoke", "child": child_id, "error": outcome.get("error", {})}
             yield (PERSIST, key, failure)
-            raise _failed(key, failure, self.run_id)
+            raise failed_error(key, failure, self.run_id)
         if record is None:
             encoded = to_json(data, path=f"the input of child {child_id!r}")
             yield (CHILD, child_id, workflow_id, encoded, key)
@@ -369,8 +336,8 @@ class Replay:
                 "error": {"type": "StepTimeoutError", "message": f"child {child_id!r} timed out"},
             }
             yield (PERSIST, key, failure)
-            raise _failed(key, failure, self.run_id)
-        raise self.suspend(until, name)
+            raise failed_error(key, failure, self.run_id)
+        raise self.suspend(key, until, name)
 
     def memo(self, key: str, record: dict[str, Any] | None, kind: str) -> OpGen:
         if record is not None:
@@ -385,37 +352,20 @@ class Replay:
         yield (PERSIST, key, {"kind": kind, "value": encoded})
         return from_json(encoded)
 
-    def op_version(self, key: str, record: dict[str, Any], created_at: float) -> VersionRecord:
-        """The version that records op ``key`` (the next one of the run)."""
+    def op_fields(self, key: str, record: dict[str, Any]) -> tuple[int, str]:
+        """Take the next version number of the run for op ``key``; its changes (JSON text)."""
         self.version += 1
         self.records[key] = record
-        number = self.version
+        return self.version, dumps({key: record})
+
+    def op_version(self, key: str, record: dict[str, Any], created_at: float) -> VersionRecord:
+        """The version that records op ``key`` (the next one of the run)."""
+        number, changes = self.op_fields(key, record)
+        parent = number - 1 if number > 1 else None
         return VersionRecord(
-            self.run_id,
-            number,
-            number - 1 if number > 1 else None,
-            key,
-            dumps({key: record}),
-            (),
-            "",
-            None,
-            created_at,
-            "op",
+            self.run_id, number, parent, key, changes, (), "", None, created_at, "op"
         )
 
 
 def _method(kind: str) -> str:
     return {"signal": "wait_for_signal"}.get(kind, kind)
-
-
-def _failed(key: str, record: dict[str, Any], run_id: str) -> StepFailedError:
-    info = record.get("error") or {}
-    cause = RecordedFailure(str(info.get("type", "Exception")), str(info.get("message", "")))
-    error = StepFailedError(
-        f"step {key!r} failed after {record.get('attempts', 1)} attempt(s): {cause}",
-        step_name=key,
-        attempts=int(record.get("attempts", 1)),
-        run_id=run_id,
-    )
-    error.__cause__ = cause
-    return error

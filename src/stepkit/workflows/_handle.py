@@ -21,7 +21,7 @@ from stepkit.errors import (
     WorkflowError,
 )
 from stepkit.stores import RunRecord, VersionRecord
-from stepkit.workflows._core import RecordedFailure
+from stepkit.workflows._history import RecordedFailure
 
 if TYPE_CHECKING:
     from stepkit.workflows._client import Client

@@ -20,6 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from stepkit.errors import EventLoopError, RunConflictError, StepTimeoutError, StoreError
+from stepkit.stores import BaseStore
 from stepkit.workflows._core import CALL, CHILD, HOOK, IN_STEP, PERSIST, OpGen, Replay
 from stepkit.workflows._step import ready
 
@@ -83,6 +84,28 @@ class _Performer:
     ) -> None:
         self.core, self.store, self.owner, self.lease = core, store, owner, lease
         self.create_child = create_child
+        # stepkit's own stores take an op's fields as they are (no record to re-check)
+        self.fast = isinstance(store, BaseStore)
+
+    def _save(self, key: str, record: dict[str, Any]) -> tuple[Any, ...]:
+        """The arguments of ``save_step`` for op ``key`` (its version numbered now)."""
+        core = self.core
+        number, changes = core.op_fields(key, record)
+        parent = number - 1 if number > 1 else None
+        now = core.clock()
+        return (
+            core.run_id,
+            number,
+            parent,
+            key,
+            changes,
+            (),
+            "",
+            None,
+            now,
+            self.owner,
+            self.lease,
+        )
 
     def _lost(self, exc: Exception) -> Abandon:
         self.core.lost = exc
@@ -120,9 +143,12 @@ class SyncPerformer(_Performer):
             finally:
                 IN_STEP.reset(token)
         if op == PERSIST:
-            version = self.core.op_version(command[1], command[2], self.core.clock())
             try:
-                self.store.append(version, owner=self.owner, lease=self.lease)
+                if self.fast:
+                    self.store.save_step(*self._save(command[1], command[2]), kind="op")
+                else:
+                    version = self.core.op_version(command[1], command[2], self.core.clock())
+                    self.store.append(version, owner=self.owner, lease=self.lease)
             except StoreError as exc:
                 raise self._lost(exc) from exc
             return None
@@ -212,9 +238,12 @@ class AsyncPerformer(_Performer):
                 IN_STEP.reset(token)
         if op == PERSIST:
             async with self.lock:  # versions are numbered in the order they are stored
-                version = self.core.op_version(command[1], command[2], self.core.clock())
                 try:
-                    await self.store.aappend(version, owner=self.owner, lease=self.lease)
+                    if self.fast:
+                        await self.store.asave_step(*self._save(command[1], command[2]), "op")
+                    else:
+                        version = self.core.op_version(command[1], command[2], self.core.clock())
+                        await self.store.aappend(version, owner=self.owner, lease=self.lease)
                 except StoreError as exc:
                     raise self._lost(exc) from exc
             return None
