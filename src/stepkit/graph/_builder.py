@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 from stepkit.errors import InvalidArgumentError, PipelineDefinitionError
-from stepkit.pipeline._builder import PipelineBuilder, build_items, checked_options
+from stepkit.pipeline._builder import PipelineBuilder, build_items
 from stepkit.pipeline._options import (
     UNSET,
     ErrorMode,
@@ -27,7 +27,9 @@ from stepkit.pipeline._options import (
     RetryOnOption,
     Secret,
     Unset,
+    checked_options,
     given,
+    step_options,
 )
 from stepkit.pipeline._paths import MAX_NESTING, check_paths, nesting
 from stepkit.pipeline._plan import Node, PipeItem, check_name, check_options
@@ -234,16 +236,7 @@ class GraphBuilder:
             )
         if not items:
             raise PipelineDefinitionError(f"{where} has no step function or pipeline")
-        options = given(
-            retries=retries,
-            retry_delay=retry_delay,
-            retry_on=retry_on,
-            timeout=timeout,
-            on_error=on_error,
-            merge=merge,
-            parallel_mode=parallel_mode,
-            log=log,
-        )
+        options = step_options(locals())
         built = build_items(items, where)
         opts = check_options(options, where) if options else options
         if ("retries" in opts or "timeout" in opts) and all(isinstance(i, PipeItem) for i in built):

@@ -198,3 +198,30 @@ def resolve_policy(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> P
     if not defaults and not options:
         return DEFAULT_POLICY
     return Policy(**{**defaults, **options})
+
+
+def compile_level(
+    nodes: tuple[Node, ...], options: Mapping[str, Any]
+) -> tuple[tuple[Policy, ...], tuple[Callable[..., Any] | None, ...]]:
+    """Decide once what running a level needs: each node's resolved policy, and its function
+    if it is a plain step (one function, no policy) that the engine may run on its short path.
+    """
+    defaults = {k: options[k] for k in POLICY_DEFAULT_NAMES if k in options}
+    policies = tuple(resolve_policy(defaults, n.options) for n in nodes)
+    plain = tuple(
+        n.items[0].fn
+        if n.kind == "step"
+        and len(n.items) == 1
+        and isinstance(n.items[0], FnItem)
+        and p.when is None
+        and not p.retries
+        and p.timeout is None
+        and p.merge == "override"
+        else None
+        for n, p in zip(nodes, policies, strict=True)
+    )
+    return policies, plain
+
+
+#: Pipeline options that are defaults for every step's policy.
+POLICY_DEFAULT_NAMES = ("retries", "retry_delay", "retry_on", "timeout", "merge", "parallel_mode")
