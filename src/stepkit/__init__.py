@@ -38,11 +38,11 @@ from stepkit.errors import (
     WorkflowDeterminismError,
     WorkflowError,
 )
-from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
 
 if typing.TYPE_CHECKING:
     from stepkit.checkpoints._document import decode_checkpoint
     from stepkit.checkpoints._registry import register_type
+    from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
     from stepkit.graph import END, START, Graph
     from stepkit.pipeline._backoff import exponential_backoff
     from stepkit.stores import open_store
@@ -52,6 +52,11 @@ __version__ = "0.1.0"
 # Loaded on first use, so that `import stepkit` stays cheap: the codec, the
 # stores (sqlite3, asyncio), graphs and the CLI are not needed to build a pipeline.
 _LAZY = {
+    "Checkpoint": "stepkit.events",
+    "RunResult": "stepkit.events",
+    "StepEvent": "stepkit.events",
+    "StepRecord": "stepkit.events",
+    "StepStartEvent": "stepkit.events",
     "END": "stepkit.graph",
     "Graph": "stepkit.graph",
     "START": "stepkit.graph",
