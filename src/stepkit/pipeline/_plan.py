@@ -174,7 +174,11 @@ def _non_negative(value: object) -> bool:
     )
 
 
-def _check_retry_on(value: object, where: str) -> RetryOn:
+def retry_on_of(value: object) -> RetryOn | None:
+    """``retry_on=`` as a policy holds it (a tuple of types, or a predicate); None if invalid.
+
+    Shared by pipelines and workflows, which raise their own error for None.
+    """
     if isinstance(value, type) and issubclass(value, BaseException):
         return (value,)
     if (
@@ -185,10 +189,17 @@ def _check_retry_on(value: object, where: str) -> RetryOn:
         return value
     if callable(value):
         return value
-    raise PipelineDefinitionError(
-        f"{where}: retry_on= must be an exception type, a tuple of them, or a "
-        f"callable(exc) -> bool, got {value!r}"
-    )
+    return None
+
+
+RETRY_ON_HELP = "retry_on= must be an exception type, a tuple of them, or a callable(exc) -> bool"
+
+
+def _check_retry_on(value: object, where: str) -> RetryOn:
+    checked = retry_on_of(value)
+    if checked is None:
+        raise PipelineDefinitionError(f"{where}: {RETRY_ON_HELP}, got {value!r}")
+    return checked
 
 
 def resolve_policy(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> Policy:

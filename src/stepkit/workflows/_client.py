@@ -15,9 +15,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from stepkit._checks import check_count, check_event, check_id, check_seconds
+from stepkit.durable._store_calls import adrive_store, drive_store
 from stepkit.errors import InvalidArgumentError
 from stepkit.workflows import _conversations as talk
 from stepkit.workflows._conversations import SignalReceipt
@@ -338,35 +340,7 @@ class Client:
     # -- performing conversations ----------------------------------------------------------
 
     def _perform(self, gen: Any) -> Any:
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                method, args, kwargs = gen.send(value) if error is None else gen.throw(error)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                if method == talk.EXECUTE:
-                    value = execute(self, *args, **kwargs)
-                else:
-                    value = getattr(self.store, method)(*args, **kwargs)
-            except Exception as exc:
-                error = exc
+        return drive_store(gen, self.store, {talk.EXECUTE: partial(execute, self)})
 
     async def _aperform(self, gen: Any) -> Any:
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                method, args, kwargs = gen.send(value) if error is None else gen.throw(error)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                if method == talk.EXECUTE:
-                    value = await aexecute(self, *args, **kwargs)
-                else:
-                    value = await getattr(self.store, "a" + method)(*args, **kwargs)
-            except Exception as exc:
-                error = exc
+        return await adrive_store(gen, self.store, {talk.EXECUTE: partial(aexecute, self)})

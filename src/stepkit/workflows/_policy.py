@@ -8,6 +8,7 @@ from typing import Any
 
 from stepkit._checks import check_count, check_seconds
 from stepkit.errors import InvalidArgumentError, NonRetryableError, RetryAfter
+from stepkit.pipeline._plan import RETRY_ON_HELP, retry_on_of
 
 __all__ = ["StepPolicy", "next_delay", "step_policy"]
 
@@ -33,20 +34,10 @@ def check_retry_delay(value: object) -> RetryDelay:
 
 
 def check_retry_on(value: object) -> RetryOn:
-    if isinstance(value, type) and issubclass(value, BaseException):
-        return (value,)
-    if (
-        isinstance(value, tuple)
-        and value
-        and all(isinstance(t, type) and issubclass(t, BaseException) for t in value)
-    ):
-        return value
-    if callable(value):
-        return value
-    raise InvalidArgumentError(
-        "retry_on= must be an exception type, a tuple of them, or a callable(exc) -> bool, "
-        f"got {value!r}"
-    )
+    checked = retry_on_of(value)
+    if checked is None:
+        raise InvalidArgumentError(f"{RETRY_ON_HELP}, got {value!r}")
+    return checked
 
 
 _UNSET: Any = object()
