@@ -239,6 +239,34 @@ def _reject_constant(s: str) -> Any:
     raise InvalidCheckpointError(f"JSON constant {s} is not allowed")
 
 
+_JSON_DECODERS: dict[int, tuple[TypeRegistry, json.JSONDecoder]] = {}
+
+
+def _decoder(reg: TypeRegistry) -> json.JSONDecoder:
+    """The JSON decoder for ``reg``, made once: building one per checkpoint cost ~2 us."""
+    found = _JSON_DECODERS.get(id(reg))
+    if found is not None and found[0] is reg:
+        return found[1]
+
+    def hook(pairs: list[tuple[str, Any]]) -> Any:
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            dup = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+            raise InvalidCheckpointError(f"duplicate JSON object key {short(dup)}")
+        return _decode_tag(d, reg) if TAG in d else d
+
+    decoder = json.JSONDecoder(  # stateless between calls, so shared by threads
+        object_pairs_hook=hook,
+        parse_int=_parse_int,
+        parse_float=_parse_finite,
+        parse_constant=_reject_constant,
+    )
+    if len(_JSON_DECODERS) > 64:  # registries are few; never let a cache grow without bound
+        _JSON_DECODERS.clear()
+    _JSON_DECODERS[id(reg)] = (reg, decoder)
+    return decoder
+
+
 def loads(text: str | bytes, *, registry: TypeRegistry | None = None) -> Any:
     """Parse JSON text and decode tagged values in one pass; bad input raises only
     :class:`InvalidCheckpointError`."""
@@ -257,21 +285,7 @@ def loads(text: str | bytes, *, registry: TypeRegistry | None = None) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidCheckpointError(f"not valid UTF-8: {exc}") from None
-    reg = DEFAULT_REGISTRY if registry is None else registry
-
-    def hook(pairs: list[tuple[str, Any]]) -> Any:
-        d = dict(pairs)
-        if len(d) != len(pairs):
-            dup = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
-            raise InvalidCheckpointError(f"duplicate JSON object key {short(dup)}")
-        return _decode_tag(d, reg) if TAG in d else d
-
-    decoder = json.JSONDecoder(
-        object_pairs_hook=hook,
-        parse_int=_parse_int,
-        parse_float=_parse_finite,
-        parse_constant=_reject_constant,
-    )
+    decoder = _decoder(DEFAULT_REGISTRY if registry is None else registry)
     try:
         return decoder.decode(text)
     except InvalidCheckpointError:

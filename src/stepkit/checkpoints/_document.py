@@ -52,18 +52,24 @@ class Meta:
     compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD
     registry: TypeRegistry | None = None
     clock: Clock = time.time
-    # the document up to the value of "created_at": '{"format":1,...,"created_at":"'
-    prefix: str = field(init=False, repr=False, compare=False)
+    # the document up to the value of "created_at": '{"format":1,...,"created_at":"',
+    # made by the first checkpoint of the run (a run that never reads one never pays it)
+    _prefix: str | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        head = {
-            "format": FORMAT,
-            "pipeline": self.pipeline,
-            "version": self.version,
-            "fingerprint": self.fingerprint,
-            "run_id": self.run_id,
-        }
-        object.__setattr__(self, "prefix", dumps(head)[:-1] + ',"created_at":"')
+    @property
+    def prefix(self) -> str:
+        prefix = self._prefix
+        if prefix is None:
+            head = {
+                "format": FORMAT,
+                "pipeline": self.pipeline,
+                "version": self.version,
+                "fingerprint": self.fingerprint,
+                "run_id": self.run_id,
+            }
+            prefix = dumps(head)[:-1] + ',"created_at":"'
+            object.__setattr__(self, "_prefix", prefix)
+        return prefix
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
