@@ -326,6 +326,8 @@ def _durable_options(call: str, **options: Any) -> DurableOptions:
 
 def _no_store(*, ttl: float | None, lease: float | None) -> None:
     """Options of durable runs only, given without ``store=``, say so."""
+    if ttl is None and lease is None:
+        return
     given = [name for name, value in (("ttl", ttl), ("lease", lease)) if value is not None]
     if given:
         names = " and ".join(f"{name}=" for name in given)

@@ -72,6 +72,24 @@ class Meta:
         return prefix
 
 
+class CheckpointEncoder:
+    """Encodes the checkpoints of one run; its :class:`Meta` is made by the first one."""
+
+    __slots__ = ("_make", "_meta")
+
+    def __init__(self, make: Callable[[], Meta]) -> None:
+        self._make: Callable[[], Meta] | None = make
+        self._meta: Meta | None = None
+
+    def __call__(self, position: Any, step_name: str | None, context: Mapping[str, Any]) -> str:
+        meta = self._meta
+        if meta is None:
+            assert self._make is not None
+            meta, self._make = self._make(), None
+            self._meta = meta
+        return encode_checkpoint(meta, position, step_name, context)
+
+
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
 _MAX_TS = 253402300800  # 10000-01-01: the end of what datetime can show
 

@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from stepkit.checkpoints._document import Meta, decode_with_keys, encode_checkpoint
+from stepkit.checkpoints._document import (
+    CheckpointEncoder,
+    Meta,
+    decode_with_keys,
+)
 from stepkit.checkpoints._encode import to_json
 from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
 from stepkit.checkpoints._migrations import migrate_context, rename_step
@@ -146,19 +149,22 @@ def _prepare(
     last_step: str | None = None,
 ) -> Prepared:
     opts = pipeline.options
-    run_id = options.run_id or run_id or uuid.uuid4().hex
+    run_id = options.run_id or run_id or os.urandom(16).hex()  # as uuid4().hex, cheaper
     ttl = options.checkpoint_ttl
     clock = options.clock or time.time
     sleep = options.sleep
-    meta = Meta(
-        pipeline=pipeline.name,
-        version=pipeline.version,
-        fingerprint=pipeline.fingerprint,
-        run_id=run_id,
-        keys=pipeline_keys(pipeline),
-        ttl=ttl,
-        compress_threshold=opts.get("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
-        clock=clock,
+    # what its checkpoints share, assembled at the first one (most runs never take one)
+    encoder = CheckpointEncoder(
+        lambda: Meta(
+            pipeline=pipeline.name,
+            version=pipeline.version,
+            fingerprint=pipeline.fingerprint,
+            run_id=run_id,
+            keys=pipeline_keys(pipeline),
+            ttl=ttl,
+            compress_threshold=opts.get("compress_threshold", DEFAULT_COMPRESS_THRESHOLD),
+            clock=clock,
+        )
     )
     run = Run(
         ctx,
@@ -167,7 +173,7 @@ def _prepare(
         start_hooks=_combined(opts, options, "on_step_start"),
         error_hooks=_combined(opts, options, "on_error"),
         abort=options.abort,
-        encoder=partial(encode_checkpoint, meta),
+        encoder=encoder,
     )
     run.last_step = last_step
     run.max_steps = options.max_steps
@@ -182,7 +188,7 @@ def prepare_start(pipeline: Pipeline, input: Any, options: RunOptions) -> Prepar
     """A new run of ``pipeline`` over ``input`` (a mapping or None), not yet started."""
     if input is None:
         ctx: dict[str, Any] = {}
-    elif isinstance(input, Mapping):
+    elif type(input) is dict or isinstance(input, Mapping):  # an ABC check costs ~1 us
         ctx = dict(input)
     else:
         raise InvalidArgumentError(
