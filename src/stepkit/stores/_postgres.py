@@ -1,0 +1,372 @@
+"""``PostgresStore``: runs shared by workers on any number of machines, in one PostgreSQL.
+
+psycopg 3 with two connection pools (``psycopg_pool``): a sync one and an async
+one, so the async twins are natively async. Every statement runs on its own
+(autocommit): saving a step is ONE conditional ``UPDATE ... RETURNING`` joined to
+the ``INSERT`` of its version; a claim reads the run and writes it back with a
+compare-and-set on its revision. Needs the extra: ``pip install 'stepkit[postgres]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+
+from stepkit.errors import InvalidArgumentError, RunConflictError, RunNotFoundError, StoreError
+from stepkit.stores import _postgres_sql as q
+from stepkit.stores import _transitions
+from stepkit.stores._base import Change
+from stepkit.stores._chain import checked_chain, target_version
+from stepkit.stores._records import RunRecord, VersionRecord, check_seconds, version_problem
+from stepkit.stores._server_base import Op, ServerStore, adrive, drive, safe_url
+from stepkit.stores._sync_base import Loaded
+from stepkit.stores._transitions import PurgeRule
+
+__all__ = ["PostgresStore"]
+
+_T = TypeVar("_T")
+
+
+class _Lost(Exception):
+    """The connection broke during a request: it may or may not have been applied."""
+
+
+def _broken(conn: Any) -> bool:
+    return bool(conn.broken or conn.closed)
+
+
+class PostgresStore(ServerStore):
+    """A store in PostgreSQL, safe for any number of threads, processes and machines.
+
+    ``url`` is a libpq URL (``postgresql://user:password@host:5432/db``; query
+    parameters such as ``sslmode`` pass through). Tables ``stepkit_runs`` and
+    ``stepkit_versions`` are created if missing in ``schema`` (default
+    ``public``). ``max_size`` bounds each pool (sync and async); ``timeout``
+    (seconds) is how long a call waits to connect before :class:`StoreError`.
+    Errors name the URL without its password::
+
+        store = PostgresStore("postgresql://app@db.internal/app")
+    """
+
+    _backend_errors = (psycopg.Error, psycopg_pool.PoolTimeout, OSError)
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "public",
+        max_size: int = 10,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock=clock)
+        if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+            raise InvalidArgumentError(
+                f"PostgresStore needs a postgresql:// URL, got {url!r}"
+                if not isinstance(url, str)
+                else f"PostgresStore needs a postgresql:// URL, got {safe_url(url)!r}"
+            )
+        self._schema = q.check_schema(schema)
+        if type(max_size) is not int or max_size < 1:
+            raise InvalidArgumentError(f"max_size must be an int >= 1, got {max_size!r}")
+        check_seconds(timeout, "timeout", allow_zero=False)
+        self._conninfo = url
+        self._url = safe_url(url)
+        self._password = urlsplit(url).password or ""
+        self._timeout = float(timeout)
+        self._max_size = max_size
+        self._sql: dict[str, str] = {}
+        self._apool: psycopg_pool.AsyncConnectionPool[Any] | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        try:  # one direct connection first: an unreachable server fails fast and clearly
+            with psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (q.SCHEMA_LOCK,))
+                    for statement in q.SCHEMA:
+                        conn.execute(self._q(statement).encode())
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+        self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            timeout=self._timeout,
+            open=False,
+            name=f"stepkit {self._url}",
+        )
+        self._pool.open(wait=False)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._url!r}, schema={self._schema!r})"
+
+    def _q(self, sql: str) -> str:
+        found = self._sql.get(sql)
+        if found is None:
+            found = self._sql[sql] = q.in_schema(sql, self._schema)
+        return found
+
+    def _error(self, exc: BaseException) -> StoreError:
+        text = str(exc).strip() or type(exc).__name__
+        if self._password:
+            text = text.replace(self._password, "***")
+        if isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout, _Lost)):
+            text = f"cannot reach or lost the connection to PostgreSQL: {text}"
+        return StoreError(f"PostgresStore at {self._url}: {text}")
+
+    # -- running ops -----------------------------------------------------------------------
+
+    def _run(self, op: Op[_T]) -> _T:
+        try:
+            with self._pool.connection() as conn:
+                holder = [conn]
+
+                def execute(request: tuple[str, Any]) -> Any:
+                    sql, params = request
+                    c = holder[0]
+                    try:
+                        cur = c.execute(self._q(sql), params)
+                    except psycopg.OperationalError as exc:
+                        if not _broken(c):
+                            raise
+                        self._pool.putconn(c)  # discarded, being broken
+                        holder[0] = self._pool.getconn()
+                        raise _Lost(str(exc)) from exc
+                    return (cur.fetchall() if cur.description is not None else None), cur.rowcount
+
+                try:
+                    return drive(op, execute, (psycopg.Error, _Lost))
+                finally:
+                    if holder[0] is not conn:  # give back the replacement, keep the original
+                        self._pool.putconn(holder[0])
+                        holder[0] = conn
+        except (psycopg.Error, psycopg_pool.PoolTimeout, _Lost) as exc:
+            raise self._error(exc) from exc
+
+    async def _pool_for_loop(self) -> psycopg_pool.AsyncConnectionPool[Any]:
+        loop = asyncio.get_running_loop()
+        if self._apool is None or self._aloop is not loop:
+            old, self._apool = self._apool, None
+            if old is not None and self._aloop is not None and not self._aloop.is_closed():
+                pass  # bound to another loop: left to it (closed by close() if still open)
+            pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
+                self._conninfo,
+                min_size=1,
+                max_size=self._max_size,
+                kwargs={"autocommit": True},
+                timeout=self._timeout,
+                open=False,
+                name=f"stepkit async {self._url}",
+            )
+            await pool.open(wait=False)
+            self._apool, self._aloop = pool, loop
+        return self._apool
+
+    async def _arun(self, op: Op[_T]) -> _T:
+        try:
+            pool = await self._pool_for_loop()
+            async with pool.connection() as conn:
+                holder = [conn]
+
+                async def execute(request: tuple[str, Any]) -> Any:
+                    sql, params = request
+                    c = holder[0]
+                    try:
+                        cur = await c.execute(self._q(sql), params)
+                    except psycopg.OperationalError as exc:
+                        if not _broken(c):
+                            raise
+                        await pool.putconn(c)
+                        holder[0] = await pool.getconn()
+                        raise _Lost(str(exc)) from exc
+                    rows = await cur.fetchall() if cur.description is not None else None
+                    return rows, cur.rowcount
+
+                try:
+                    return await adrive(op, execute, (psycopg.Error, _Lost))
+                finally:
+                    if holder[0] is not conn:
+                        await pool.putconn(holder[0])
+                        holder[0] = conn
+        except (psycopg.Error, psycopg_pool.PoolTimeout, _Lost) as exc:
+            raise self._error(exc) from exc
+
+    def _close(self) -> None:
+        self._pool.close()
+        pool, loop, self._apool = self._apool, self._aloop, None
+        if pool is not None and loop is not None and not loop.is_closed():
+            if not loop.is_running():
+                loop.run_until_complete(pool.close())
+
+    async def _aclose(self) -> None:
+        pool, self._apool = self._apool, None
+        if pool is not None:
+            await pool.close()
+
+    # -- ops -------------------------------------------------------------------------------
+
+    def _op_get(self, run_id: str) -> Op[RunRecord | None]:
+        rows, _ = yield q.GET, (run_id,)
+        return q.run_row(rows[0]) if rows else None
+
+    def _op_insert(self, record: RunRecord, first: VersionRecord | None) -> Op[None]:
+        if first is None:
+            request = q.INSERT_RUN, q.run_params(record)
+        else:
+            request = q.INSERT_RUN_AND_FIRST, (*q.run_params(record), *q.version_params(first))
+        try:
+            _, count = yield request
+        except _Lost:  # did it land? only if the run now stands as we wrote it
+            found = yield from self._op_get(record.run_id)
+            if found == record:
+                return
+            count = 0
+        if count != 1:
+            raise RunConflictError(f"run {record.run_id!r} already exists", run_id=record.run_id)
+
+    def _read(self, run_id: str) -> Op[tuple[RunRecord, int, int]]:
+        rows, _ = yield q.GET, (run_id,)
+        if not rows:
+            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+        return q.run_row(rows[0]), rows[0][12], rows[0][13]
+
+    def _op_cas(
+        self, record: RunRecord, seq: int, rev: int, new: RunRecord, version: VersionRecord | None
+    ) -> Op[bool]:
+        """Write ``new`` over ``record`` (read at ``seq``/``rev``); whether it was applied."""
+        cas = (*q.set_params(new), new.run_id, seq, rev)
+        if version is None:
+            request = q.CAS, cas
+        else:
+            request = q.CAS_AND_VERSION, (*cas, *q.version_params(version))
+        try:
+            _, count = yield request
+        except _Lost:
+            rows, _ = yield q.GET, (record.run_id,)
+            return bool(rows) and rows[0][12:14] == (seq, rev + 1) and q.run_row(rows[0]) == new
+        except psycopg.errors.UniqueViolation:  # a version row left by a corrupt store
+            raise RunConflictError(
+                f"run {record.run_id!r} changed concurrently", run_id=record.run_id
+            ) from None
+        return bool(count == 1)
+
+    def _op_update(
+        self, run_id: str, change: Change, version: VersionRecord | None
+    ) -> Op[RunRecord]:
+        while True:  # optimistic: read, decide with the pure rules, compare-and-set
+            record, seq, rev = yield from self._read(run_id)
+            new = change(record, self._clock())
+            if (yield from self._op_cas(record, seq, rev, new, version)):
+                return new
+
+    def _op_claim_and_load(
+        self, run_id: str, change: Change, upto: int | None, seen: builtins.list[RunRecord]
+    ) -> Op[Loaded]:
+        wanted = upto if type(upto) is int and upto >= 1 else None  # else change() says why
+        while True:
+            rows, _ = yield q.RUN_AND_CHAIN, {"run_id": run_id, "upto": wanted}
+            if not rows:
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+            record, seq, rev = q.run_row(rows[0]), rows[0][12], rows[0][13]
+            claimed = change(record, self._clock())
+            target = target_version(claimed, run_id, upto)
+            chain = [q.version_row(row[14:]) for row in rows if row[14] is not None]
+            chain = checked_chain(run_id, target, chain)  # before claiming: nothing to undo
+            if (yield from self._op_cas(record, seq, rev, claimed, None)):
+                return seen[-1], claimed, chain
+
+    def _op_append(self, version: VersionRecord, owner: str, lease: float | None) -> Op[None]:
+        v, now = version, self._clock()
+        params = {
+            "run_id": v.run_id,
+            "version": v.version,
+            "parent": v.parent,
+            "step_name": v.step_name,
+            "changes": v.changes,
+            "removed": "[]" if not v.removed else q.version_params(v)[4],
+            "position": v.position,
+            "snapshot": v.snapshot,
+            "created_at": v.created_at,
+            "kind": v.kind,
+            "now": now,
+            "owner": owner,
+            "lease_until": None if lease is None else now + lease,
+        }
+        try:
+            _, count = yield q.APPEND, params
+            if count == 1:
+                return
+        except _Lost:
+            pass  # landed or not: the version row says
+        except psycopg.errors.UniqueViolation:
+            count = 0
+        rows, _ = yield q.VERSION, (v.run_id, v.version)
+        record = yield from self._op_get(v.run_id)
+        if rows and record is not None and record.owner == owner and record.version == v.version:
+            if q.version_row(rows[0]) == v:
+                return  # our own write, applied before the connection broke
+        if record is None:
+            raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
+        _transitions.append(record, now, version=v, owner=owner, lease=lease)  # says why
+        raise RunConflictError(f"run {v.run_id!r} changed concurrently", run_id=v.run_id)
+
+    def _op_list(
+        self, pipeline: str | None, status: str | None, limit: int | None
+    ) -> Op[builtins.list[RunRecord]]:
+        sql, params = q.list_query(pipeline, status, limit)
+        rows, _ = yield sql, params
+        return [q.run_row(row) for row in rows]
+
+    def _op_delete(self, run_id: str) -> Op[bool]:
+        _, count = yield q.DELETE, (run_id, run_id)
+        return bool(count == 1)
+
+    def _op_purge(self, rule: PurgeRule) -> Op[int]:
+        now = self._clock()
+        expired = now if rule.expired else float("-inf")
+        stale = float("-inf") if rule.older_than is None else now - rule.older_than
+        rows, _ = yield q.PURGE_CANDIDATES, {"expired": expired, "stale": stale}
+        doomed = [row for row in rows if rule.matches(q.run_row(row), now)]
+        if not doomed:
+            return 0
+        ids, seqs, revs = ([row[i] for row in doomed] for i in (0, 12, 13))
+        rows, _ = yield q.PURGE, (ids, seqs, revs)
+        return int(rows[0][0])
+
+    def _op_version(self, run_id: str, number: int) -> Op[VersionRecord | None]:
+        rows, _ = yield q.VERSION, (run_id, number)
+        return q.version_row(rows[0]) if rows else None
+
+    def _op_chain(self, run_id: str, upto: int | None) -> Op[builtins.list[VersionRecord]]:
+        record = yield from self._op_get(run_id)
+        target = target_version(record, run_id, upto)
+        rows, _ = yield q.CHAIN, {"run_id": run_id, "target": target}
+        return checked_chain(run_id, target, [q.version_row(row) for row in rows])
+
+    def _op_history(self, run_id: str) -> Op[builtins.list[VersionRecord] | None]:
+        rows, _ = yield q.EXISTS, (run_id,)
+        if not rows:
+            return None
+        rows, _ = yield q.HISTORY, (run_id,)
+        found = [q.version_row(row) for row in rows]
+        for v in found:
+            problem = version_problem(v)
+            if problem is not None:
+                raise StoreError(f"corrupt row in stepkit_versions: {problem}")
+        return found
+
+
+def postgres_url_options(url: str) -> tuple[str, dict[str, str]]:
+    """Split stepkit's own options (``schema``) off a ``postgresql://`` URL's query."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in pairs if k == "schema"}
+    rest = [(k, v) for k, v in pairs if k != "schema"]
+    return urlunsplit(parts._replace(query=urlencode(rest))), ours
