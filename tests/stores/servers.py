@@ -23,6 +23,8 @@ REDIS_URL = os.environ.get("STEPKIT_TEST_REDIS_URL", "")
 ENV = {"postgres": "STEPKIT_TEST_POSTGRES_URL", "redis": "STEPKIT_TEST_REDIS_URL"}
 URLS = {"postgres": POSTGRES_URL, "redis": REDIS_URL}
 SERVER_KINDS = tuple(ENV)
+#: set by .ci/servers: the servers can then be restarted (``.ci/servers restart KIND``)
+SERVERS_DIR = os.environ.get("STEPKIT_SERVERS_DIR", "")
 
 
 def skip_unless_available(kind: str) -> None:

@@ -1,7 +1,7 @@
 """``PostgresStore``: runs shared by workers on any number of machines, in one PostgreSQL.
 
-psycopg 3 with two connection pools (``psycopg_pool``): a sync one and an async
-one, so the async twins are natively async. Every statement runs on its own
+psycopg 3 with two connection pools: ``psycopg_pool``'s for the sync methods,
+and async connections kept for the async twins, which are natively async. Every statement runs on its own
 (autocommit): saving a step is ONE conditional ``UPDATE ... RETURNING`` joined to
 the ``INSERT`` of its version; a claim reads the run and writes it back with a
 compare-and-set on its revision. Needs the extra: ``pip install 'stepkit[postgres]'``.
@@ -9,12 +9,13 @@ compare-and-set on its revision. Needs the extra: ``pip install 'stepkit[postgre
 
 from __future__ import annotations
 
-import asyncio
 import builtins
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import psycopg_pool
@@ -40,6 +41,59 @@ class _Lost(Exception):
 
 def _broken(conn: Any) -> bool:
     return bool(conn.broken or conn.closed)
+
+
+class _AsyncPool:
+    """The async connections: idle ones are kept for the next call, from any event loop.
+
+    ``psycopg_pool.AsyncConnectionPool`` belongs to the event loop that opened it,
+    while a store is often shared by several (``asyncio.run`` per call, threads);
+    a psycopg ``AsyncConnection`` is not tied to a loop, so one list serves them all.
+    """
+
+    def __init__(self, conninfo: str, keep: int, timeout: float) -> None:
+        self._conninfo = conninfo
+        self._keep = keep
+        self._timeout = max(1, round(timeout))
+        self._idle: builtins.list[psycopg.AsyncConnection[Any]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def get(self) -> psycopg.AsyncConnection[Any]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is not None and not _broken(conn):
+            return conn
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=self._timeout
+        )
+
+    def put(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if not _broken(conn) and idle:
+            with self._lock:
+                if not self._closed and len(self._idle) < self._keep:
+                    self._idle.append(conn)
+                    return
+        _finish(conn)
+
+    def check(self) -> None:
+        """Forget the idle connections: after a lost one, the server may have restarted."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _finish(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self.check()
+
+
+def _finish(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Close an async connection without awaiting (its socket, at once)."""
+    with contextlib.suppress(Exception):
+        conn.pgconn.finish()
 
 
 class PostgresStore(ServerStore):
@@ -83,8 +137,7 @@ class PostgresStore(ServerStore):
         self._timeout = float(timeout)
         self._max_size = max_size
         self._sql: dict[str, str] = {}
-        self._apool: psycopg_pool.AsyncConnectionPool[Any] | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._apool = _AsyncPool(url, max_size, self._timeout)
         try:  # one direct connection first: an unreachable server fails fast and clearly
             with psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn:
                 with conn.transaction():
@@ -137,6 +190,7 @@ class PostgresStore(ServerStore):
                         if not _broken(c):
                             raise
                         self._pool.putconn(c)  # discarded, being broken
+                        self._pool.check()  # a restarted server broke the idle ones too
                         holder[0] = self._pool.getconn()
                         raise _Lost(str(exc)) from exc
                     return (cur.fetchall() if cur.description is not None else None), cur.rowcount
@@ -150,70 +204,49 @@ class PostgresStore(ServerStore):
         except (psycopg.Error, psycopg_pool.PoolTimeout, _Lost) as exc:
             raise self._error(exc) from exc
 
-    async def _pool_for_loop(self) -> psycopg_pool.AsyncConnectionPool[Any]:
-        loop = asyncio.get_running_loop()
-        if self._apool is None or self._aloop is not loop:
-            old, self._apool = self._apool, None
-            if old is not None and self._aloop is not None and not self._aloop.is_closed():
-                pass  # bound to another loop: left to it (closed by close() if still open)
-            pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-                self._conninfo,
-                min_size=1,
-                max_size=self._max_size,
-                kwargs={"autocommit": True},
-                timeout=self._timeout,
-                open=False,
-                name=f"stepkit async {self._url}",
-            )
-            await pool.open(wait=False)
-            self._apool, self._aloop = pool, loop
-        return self._apool
-
     async def _arun(self, op: Op[_T]) -> _T:
+        pool = self._apool
         try:
-            pool = await self._pool_for_loop()
-            async with pool.connection() as conn:
-                holder = [conn]
+            holder = [await pool.get()]
 
-                async def execute(request: tuple[str, Any]) -> Any:
-                    sql, params = request
-                    c = holder[0]
-                    try:
-                        cur = await c.execute(self._q(sql), params)
-                    except psycopg.OperationalError as exc:
-                        if not _broken(c):
-                            raise
-                        await pool.putconn(c)
-                        holder[0] = await pool.getconn()
-                        raise _Lost(str(exc)) from exc
-                    rows = await cur.fetchall() if cur.description is not None else None
-                    return rows, cur.rowcount
-
+            async def execute(request: tuple[str, Any]) -> Any:
+                sql, params = request
+                c = holder[0]
                 try:
-                    return await adrive(op, execute, (psycopg.Error, _Lost))
-                finally:
-                    if holder[0] is not conn:
-                        await pool.putconn(holder[0])
-                        holder[0] = conn
-        except (psycopg.Error, psycopg_pool.PoolTimeout, _Lost) as exc:
+                    cur = await c.execute(self._q(sql), params)
+                except psycopg.OperationalError as exc:
+                    if not _broken(c):
+                        raise
+                    pool.put(c)
+                    pool.check()
+                    holder[0] = await pool.get()
+                    raise _Lost(str(exc)) from exc
+                rows = await cur.fetchall() if cur.description is not None else None
+                return rows, cur.rowcount
+
+            try:
+                return await adrive(op, execute, (psycopg.Error, _Lost))
+            finally:
+                pool.put(holder[0])
+        except (psycopg.Error, _Lost) as exc:
             raise self._error(exc) from exc
 
     def _close(self) -> None:
         self._pool.close()
-        pool, loop, self._apool = self._apool, self._aloop, None
-        if pool is not None and loop is not None and not loop.is_closed():
-            if not loop.is_running():
-                loop.run_until_complete(pool.close())
-
-    async def _aclose(self) -> None:
-        pool, self._apool = self._apool, None
-        if pool is not None:
-            await pool.close()
+        self._apool.close()
 
     # -- ops -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _ask(sql: str, params: Any) -> Op[Any]:
+        """A read: asked again, on a fresh connection, if the connection broke."""
+        try:
+            return (yield sql, params)
+        except _Lost:
+            return (yield sql, params)
+
     def _op_get(self, run_id: str) -> Op[RunRecord | None]:
-        rows, _ = yield q.GET, (run_id,)
+        rows, _ = yield from self._ask(q.GET, (run_id,))
         return q.run_row(rows[0]) if rows else None
 
     def _op_insert(self, record: RunRecord, first: VersionRecord | None) -> Op[None]:
@@ -227,12 +260,12 @@ class PostgresStore(ServerStore):
             found = yield from self._op_get(record.run_id)
             if found == record:
                 return
-            count = 0
+            _, count = (None, 0) if found is not None else (yield request)
         if count != 1:
             raise RunConflictError(f"run {record.run_id!r} already exists", run_id=record.run_id)
 
     def _read(self, run_id: str) -> Op[tuple[RunRecord, int, int]]:
-        rows, _ = yield q.GET, (run_id,)
+        rows, _ = yield from self._ask(q.GET, (run_id,))
         if not rows:
             raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
         return q.run_row(rows[0]), rows[0][12], rows[0][13]
@@ -249,7 +282,7 @@ class PostgresStore(ServerStore):
         try:
             _, count = yield request
         except _Lost:
-            rows, _ = yield q.GET, (record.run_id,)
+            rows, _ = yield from self._ask(q.GET, (record.run_id,))
             return bool(rows) and rows[0][12:14] == (seq, rev + 1) and q.run_row(rows[0]) == new
         except psycopg.errors.UniqueViolation:  # a version row left by a corrupt store
             raise RunConflictError(
@@ -271,7 +304,7 @@ class PostgresStore(ServerStore):
     ) -> Op[Loaded]:
         wanted = upto if type(upto) is int and upto >= 1 else None  # else change() says why
         while True:
-            rows, _ = yield q.RUN_AND_CHAIN, {"run_id": run_id, "upto": wanted}
+            rows, _ = yield from self._ask(q.RUN_AND_CHAIN, {"run_id": run_id, "upto": wanted})
             if not rows:
                 raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
             record, seq, rev = q.run_row(rows[0]), rows[0][12], rows[0][13]
@@ -299,29 +332,33 @@ class PostgresStore(ServerStore):
             "owner": owner,
             "lease_until": None if lease is None else now + lease,
         }
-        try:
-            _, count = yield q.APPEND, params
-            if count == 1:
-                return
-        except _Lost:
-            pass  # landed or not: the version row says
-        except psycopg.errors.UniqueViolation:
-            count = 0
-        rows, _ = yield q.VERSION, (v.run_id, v.version)
-        record = yield from self._op_get(v.run_id)
-        if rows and record is not None and record.owner == owner and record.version == v.version:
-            if q.version_row(rows[0]) == v:
-                return  # our own write, applied before the connection broke
-        if record is None:
-            raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
-        _transitions.append(record, now, version=v, owner=owner, lease=lease)  # says why
+        for attempt in (1, 2):
+            lost = False
+            try:
+                _, count = yield q.APPEND, params
+                if count == 1:
+                    return
+            except _Lost:
+                lost = True  # landed or not: the version row says
+            except psycopg.errors.UniqueViolation:
+                pass
+            rows, _ = yield from self._ask(q.VERSION, (v.run_id, v.version))
+            record = yield from self._op_get(v.run_id)
+            if rows and record is not None and record.owner == owner:
+                if record.version == v.version and q.version_row(rows[0]) == v:
+                    return  # our own write, applied before the connection broke
+            if record is None:
+                raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
+            _transitions.append(record, now, version=v, owner=owner, lease=lease)  # says why
+            if not (lost and attempt == 1):
+                break  # else: not applied, and still ours to write: once more
         raise RunConflictError(f"run {v.run_id!r} changed concurrently", run_id=v.run_id)
 
     def _op_list(
         self, pipeline: str | None, status: str | None, limit: int | None
     ) -> Op[builtins.list[RunRecord]]:
         sql, params = q.list_query(pipeline, status, limit)
-        rows, _ = yield sql, params
+        rows, _ = yield from self._ask(sql, params)
         return [q.run_row(row) for row in rows]
 
     def _op_delete(self, run_id: str) -> Op[bool]:
@@ -332,7 +369,7 @@ class PostgresStore(ServerStore):
         now = self._clock()
         expired = now if rule.expired else float("-inf")
         stale = float("-inf") if rule.older_than is None else now - rule.older_than
-        rows, _ = yield q.PURGE_CANDIDATES, {"expired": expired, "stale": stale}
+        rows, _ = yield from self._ask(q.PURGE_CANDIDATES, {"expired": expired, "stale": stale})
         doomed = [row for row in rows if rule.matches(q.run_row(row), now)]
         if not doomed:
             return 0
@@ -341,20 +378,20 @@ class PostgresStore(ServerStore):
         return int(rows[0][0])
 
     def _op_version(self, run_id: str, number: int) -> Op[VersionRecord | None]:
-        rows, _ = yield q.VERSION, (run_id, number)
+        rows, _ = yield from self._ask(q.VERSION, (run_id, number))
         return q.version_row(rows[0]) if rows else None
 
     def _op_chain(self, run_id: str, upto: int | None) -> Op[builtins.list[VersionRecord]]:
         record = yield from self._op_get(run_id)
         target = target_version(record, run_id, upto)
-        rows, _ = yield q.CHAIN, {"run_id": run_id, "target": target}
+        rows, _ = yield from self._ask(q.CHAIN, {"run_id": run_id, "target": target})
         return checked_chain(run_id, target, [q.version_row(row) for row in rows])
 
     def _op_history(self, run_id: str) -> Op[builtins.list[VersionRecord] | None]:
-        rows, _ = yield q.EXISTS, (run_id,)
+        rows, _ = yield from self._ask(q.EXISTS, (run_id,))
         if not rows:
             return None
-        rows, _ = yield q.HISTORY, (run_id,)
+        rows, _ = yield from self._ask(q.HISTORY, (run_id,))
         found = [q.version_row(row) for row in rows]
         for v in found:
             problem = version_problem(v)
@@ -362,11 +399,3 @@ class PostgresStore(ServerStore):
                 raise StoreError(f"corrupt row in stepkit_versions: {problem}")
         return found
 
-
-def postgres_url_options(url: str) -> tuple[str, dict[str, str]]:
-    """Split stepkit's own options (``schema``) off a ``postgresql://`` URL's query."""
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in pairs if k == "schema"}
-    rest = [(k, v) for k, v in pairs if k != "schema"]
-    return urlunsplit(parts._replace(query=urlencode(rest))), ours
