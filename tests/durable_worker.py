@@ -10,7 +10,8 @@ benchmarks/soak_crash.py)::
                                            [--override JSON] [--api resume|aresume]
     python tests/durable_worker.py race    KIND STORE SIDE RUN_ID [--api resume|aresume]
 
-``KIND`` is ``sqlite``, ``file`` or ``url`` (``STORE`` is then a server store's URL). ``run`` starts the persisted pipeline of
+``KIND`` is ``sqlite``, ``file`` or ``url`` (``STORE`` is then a server store's
+URL). ``run`` starts the persisted pipeline of
 :func:`crash_pipeline`; ``recover`` resumes it with ``recover=True`` (naming
 the killed owner with ``--dead-owner``; with ``--go`` it first says ``ready``
 and waits for a start line; ``--ahead`` runs its store clock that many seconds

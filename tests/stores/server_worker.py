@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from stepkit import Pipeline, RunConflictError, RunExpiredError, StepEvent  # noqa: E402
-from stepkit.stores import RunRecord, VersionRecord, open_store  # noqa: E402
+from stepkit import Pipeline, RunConflictError, RunExpiredError, StepEvent
+from stepkit.stores import RunRecord, VersionRecord, open_store
 
 #: the mixed pipelines: name -> number of steps after the first one
 SHAPES = {"short": 2, "medium": 4, "long": 7}
@@ -86,9 +86,9 @@ def work(url: str, log: str, lease: float, idle: float) -> None:
                     pass
         if did:
             quiet_since = time.monotonic()
-        elif not store.list(status="paused", limit=1) and not store.list(status="running"):
-            break
-        elif time.monotonic() - quiet_since > idle:
+            continue
+        finished = not store.list(status="paused", limit=1) and not store.list(status="running")
+        if finished or time.monotonic() - quiet_since > idle:
             break
         else:
             time.sleep(0.02)
@@ -104,9 +104,13 @@ def write(url: str, ident: str, count: int) -> None:
         def v(n: int, run_id: str = run_id, now: float = now) -> VersionRecord:
             changes = f'{{"step": {n}}}'
             snapshot = changes if n == 1 else None
-            return VersionRecord(run_id, n, n - 1 or None, f"s{n}", changes, (), "{}", snapshot, now)
+            return VersionRecord(
+                run_id, n, n - 1 or None, f"s{n}", changes, (), "{}", snapshot, now
+            )
 
-        record = RunRecord(run_id, "load", "running", 1, "s1", None, now, now, None, ident, None, "{}")
+        record = RunRecord(
+            run_id, "load", "running", 1, "s1", None, now, now, None, ident, None, "{}"
+        )
         store.create(record, v(1))
         for n in (2, 3, 4):
             store.append(v(n), owner=ident)

@@ -31,7 +31,7 @@ def skip_unless_available(kind: str) -> None:
     """Skip the test, saying how to run it, when ``kind`` is a server without a URL."""
     if kind in ENV and not URLS[kind]:
         pytest.skip(
-            f"{ENV[kind]} is not set: run `eval \"$(.ci/servers start)\"` for a real "
+            f'{ENV[kind]} is not set: run `eval "$(.ci/servers start)"` for a real '
             f"{'PostgreSQL' if kind == 'postgres' else 'Redis'} server"
         )
 

@@ -105,32 +105,38 @@ def _paused(store: Any, run_id: str, effect: Any) -> Pipeline:
     return pipeline
 
 
+def _race_threads(store: BaseStore, pipeline: Pipeline, run_id: str, api: str) -> list[str]:
+    """Eight threads resume ``run_id`` at the same moment; what each got."""
+    barrier = threading.Barrier(8, timeout=WAIT)
+    outcomes: list[str] = []
+
+    def contend() -> None:
+        barrier.wait()
+        try:
+            if api == "aresume":
+                result = asyncio.run(pipeline.aresume(run_id, store=store))
+            else:
+                result = pipeline.resume(run_id, store=store)
+            assert dict(result) == RACE_RESULT
+            outcomes.append("ran" if result.steps else "stored")
+        except RunConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    return outcomes
+
+
 @pytest.mark.parametrize("api", ["resume", "aresume"])
 def test_eight_threads_resume_a_pause_exactly_once(store: BaseStore, api: str) -> None:
     """Eight threads resume one pause at once: one runs it, the rest conflict or get its result."""
     for round_ in range(3):
         run_id, sent = f"pause-{round_}", []
         pipeline = _paused(store, run_id, partial(sent.append, "sent"))
-        barrier = threading.Barrier(8, timeout=WAIT)
-        outcomes: list[str] = []
-
-        def contend(pipeline: Pipeline = pipeline, run_id: str = run_id) -> None:
-            barrier.wait()
-            try:
-                if api == "aresume":
-                    result = asyncio.run(pipeline.aresume(run_id, store=store))
-                else:
-                    result = pipeline.resume(run_id, store=store)
-                assert dict(result) == RACE_RESULT
-                outcomes.append("ran" if result.steps else "stored")
-            except RunConflictError:
-                outcomes.append("conflict")
-
-        threads = [threading.Thread(target=contend) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(WAIT)
+        outcomes = _race_threads(store, pipeline, run_id, api)
         assert len(outcomes) == 8
         assert Counter(outcomes)["ran"] == 1, outcomes
         assert sent == ["sent"]
@@ -209,7 +215,9 @@ def test_four_workers_finish_200_mixed_runs_through_20_kills(
         while kills < 20 and time.monotonic() < deadline:
             # kill as the work goes: every ~4% of the steps logged
             done = len(log_lines_all(log))
-            if done >= (kills + 1) * steps_total // 25 or all(w.poll() is not None for w in workers):
+            if done >= (kills + 1) * steps_total // 25 or all(
+                w.poll() is not None for w in workers
+            ):
                 victim = rng.randrange(len(workers))
                 if workers[victim].poll() is None:
                     workers[victim].send_signal(signal.SIGKILL)
@@ -244,4 +252,3 @@ def log_lines_all(path: str) -> list[str]:
             return [line for line in f.read().splitlines() if line]
     except FileNotFoundError:
         return []
-

@@ -64,7 +64,7 @@ def test_an_unreachable_server_is_a_store_error_naming_the_url_without_its_passw
     assert "s3cret-pw" not in message
     assert "127.0.0.1:1" in message
     assert "cannot reach" in message
-    with pytest.raises(StoreError, match="127.0.0.1:1") as again:
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:1") as again:
         open_store(url + "?timeout=2")
     assert "s3cret-pw" not in str(again.value)
 

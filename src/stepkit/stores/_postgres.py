@@ -1,10 +1,10 @@
 """``PostgresStore``: runs shared by workers on any number of machines, in one PostgreSQL.
 
 psycopg 3 with two connection pools: ``psycopg_pool``'s for the sync methods,
-and async connections kept for the async twins, which are natively async. Every statement runs on its own
-(autocommit): saving a step is ONE conditional ``UPDATE ... RETURNING`` joined to
-the ``INSERT`` of its version; a claim reads the run and writes it back with a
-compare-and-set on its revision. Needs the extra: ``pip install 'stepkit[postgres]'``.
+and async connections kept for the async twins, which are natively async. Every
+statement runs on its own (autocommit): saving a step is ONE conditional
+``UPDATE ... RETURNING`` joined to the ``INSERT`` of its version; a claim reads
+the run and writes it back with a compare-and-set on its revision. Needs the extra: ``pip install 'stepkit[postgres]'``.
 """
 
 from __future__ import annotations
@@ -139,11 +139,13 @@ class PostgresStore(ServerStore):
         self._sql: dict[str, str] = {}
         self._apool = _AsyncPool(url, max_size, self._timeout)
         try:  # one direct connection first: an unreachable server fails fast and clearly
-            with psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (q.SCHEMA_LOCK,))
-                    for statement in q.SCHEMA:
-                        conn.execute(self._q(statement).encode())
+            with (
+                psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn,
+                conn.transaction(),
+            ):
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (q.SCHEMA_LOCK,))
+                for statement in q.SCHEMA:
+                    conn.execute(self._q(statement).encode())
         except psycopg.Error as exc:
             raise self._error(exc) from exc
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
@@ -344,9 +346,9 @@ class PostgresStore(ServerStore):
                 pass
             rows, _ = yield from self._ask(q.VERSION, (v.run_id, v.version))
             record = yield from self._op_get(v.run_id)
-            if rows and record is not None and record.owner == owner:
-                if record.version == v.version and q.version_row(rows[0]) == v:
-                    return  # our own write, applied before the connection broke
+            ours = record is not None and record.owner == owner and record.version == v.version
+            if ours and rows and q.version_row(rows[0]) == v:
+                return  # our own write, applied before the connection broke
             if record is None:
                 raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
             _transitions.append(record, now, version=v, owner=owner, lease=lease)  # says why
@@ -398,4 +400,3 @@ class PostgresStore(ServerStore):
             if problem is not None:
                 raise StoreError(f"corrupt row in stepkit_versions: {problem}")
         return found
-

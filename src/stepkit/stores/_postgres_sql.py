@@ -134,21 +134,19 @@ RUN_AND_CHAIN = (
         "COALESCE(%(upto)s::integer, (SELECT version FROM {s}.stepkit_runs "
         "WHERE run_id = %(run_id)s))",
     )
-    + f"""
+    + """
 SELECT r.run_id, r.pipeline, r.status, r.version, r.step_name, r.error, r.created_at,
     r.updated_at, r.expires_at, r.owner, r.lease_until, r.meta, r.seq, r.rev,
     w.run_id, w.version, w.parent, w.step_name, w.changes, w.removed, w.position,
     w.snapshot, w.created_at, w.kind
-FROM {{s}}.stepkit_runs AS r
-LEFT JOIN {{s}}.stepkit_versions AS w
+FROM {s}.stepkit_runs AS r
+LEFT JOIN {s}.stepkit_versions AS w
     ON w.run_id = r.run_id AND w.version IN (SELECT chain.v FROM chain)
 WHERE r.run_id = %(run_id)s ORDER BY w.version"""
 )
 
 VERSION = f"SELECT {VERSION_COLUMNS} FROM {{s}}.stepkit_versions WHERE run_id = %s AND version = %s"
-HISTORY = (
-    f"SELECT {HISTORY_COLUMNS} FROM {{s}}.stepkit_versions WHERE run_id = %s ORDER BY version"
-)
+HISTORY = f"SELECT {HISTORY_COLUMNS} FROM {{s}}.stepkit_versions WHERE run_id = %s ORDER BY version"
 EXISTS = "SELECT 1 FROM {s}.stepkit_runs WHERE run_id = %s"
 DELETE = """
 WITH v AS (DELETE FROM {s}.stepkit_versions WHERE run_id = %s)

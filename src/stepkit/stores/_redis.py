@@ -80,7 +80,7 @@ def version_args(v: VersionRecord | None) -> builtins.list[str]:
 def parse_run(flat: builtins.list[bytes] | dict[bytes, bytes]) -> tuple[RunRecord, bytes, bytes]:
     """A run hash (a dict, or a flat field/value list from a script) as a record, its
     ``seq`` and ``rev``."""
-    h = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2]))
+    h = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
     try:
         record = RunRecord(*(json.loads(h[name.encode()]) for name in lua.FIELDS))
         seq, rev = h[b"seq"], h[b"rev"]
@@ -161,7 +161,9 @@ class RedisStore(ServerStore):
             "max_connections": max_connections,
         }
         self._client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **self._options)
-        self._scripts = {name: self._client.register_script(src) for name, src in lua.SCRIPTS.items()}
+        self._scripts = {
+            name: self._client.register_script(src) for name, src in lua.SCRIPTS.items()
+        }
         self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis, Any]] = {}
         self._alock = threading.Lock()
         try:
@@ -187,7 +189,7 @@ class RedisStore(ServerStore):
         def execute(request: tuple[Any, ...]) -> Any:
             try:
                 if request[0] == "cmd":
-                    return self._client.execute_command(*request[1:])
+                    return self._client.execute_command(*request[1:])  # type: ignore[no-untyped-call]
                 return self._scripts[request[0]](keys=[], args=[self._prefix, *request[1:]])
             except _LOST as exc:
                 raise _Lost(str(exc)) from exc
@@ -222,7 +224,7 @@ class RedisStore(ServerStore):
             async def execute(request: tuple[Any, ...]) -> Any:
                 try:
                     if request[0] == "cmd":
-                        return await client.execute_command(*request[1:])
+                        return await client.execute_command(*request[1:])  # type: ignore[no-untyped-call]
                     return await scripts[request[0]](keys=[], args=[self._prefix, *request[1:]])
                 except _LOST as exc:
                     raise _Lost(str(exc)) from exc
@@ -353,9 +355,9 @@ class RedisStore(ServerStore):
                 lost = True  # landed or not: the stored version says
             reply = yield from self._ask("run_and_chain", v.run_id, n)
             record = parse_run(reply[0])[0] if reply else None
-            if record is not None and record.owner == owner and record.version == v.version:
-                if len(reply) > 1 and parse_version(reply[1][1], reply[1][2]) == v:
-                    return  # our own write, applied before the connection broke
+            ours = record is not None and record.owner == owner and record.version == v.version
+            if ours and len(reply) > 1 and parse_version(reply[1][1], reply[1][2]) == v:
+                return  # our own write, applied before the connection broke
             if record is None:
                 raise RunNotFoundError(f"no run {v.run_id!r}", run_id=v.run_id)
             _transitions.append(record, now, version=v, owner=owner, lease=lease)  # says why

@@ -58,9 +58,7 @@ def safe_url(url: str) -> str:
         return url.split("://", 1)[0] + "://…"
 
 
-def drive(
-    op: Op[_T], execute: Callable[[Any], Any], errors: tuple[type[BaseException], ...]
-) -> _T:
+def drive(op: Op[_T], execute: Callable[[Any], Any], errors: tuple[type[BaseException], ...]) -> _T:
     """Run ``op``, performing each request with ``execute``; ``errors`` are thrown into it."""
     try:
         request = next(op)
@@ -106,7 +104,9 @@ class ServerStore(BaseStore):
     def _op_insert(self, record: RunRecord, first: VersionRecord | None) -> Op[None]:
         raise NotImplementedError
 
-    def _op_update(self, run_id: str, change: Change, version: VersionRecord | None) -> Op[RunRecord]:
+    def _op_update(
+        self, run_id: str, change: Change, version: VersionRecord | None
+    ) -> Op[RunRecord]:
         raise NotImplementedError
 
     def _op_get(self, run_id: str) -> Op[RunRecord | None]:
@@ -132,9 +132,7 @@ class ServerStore(BaseStore):
     def _op_history(self, run_id: str) -> Op[builtins.list[VersionRecord] | None]:
         raise NotImplementedError
 
-    def _op_append(
-        self, version: VersionRecord, owner: str, lease: float | None
-    ) -> Op[None]:
+    def _op_append(self, version: VersionRecord, owner: str, lease: float | None) -> Op[None]:
         raise NotImplementedError
 
     def _op_claim_and_load(

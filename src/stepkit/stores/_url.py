@@ -18,7 +18,12 @@ _SUPPORTED = (
 )
 #: scheme -> (module, class, the extra to install, the client packages it needs)
 _SERVERS = {
-    "postgresql": ("stepkit.stores._postgres", "PostgresStore", "postgres", "psycopg, psycopg_pool"),
+    "postgresql": (
+        "stepkit.stores._postgres",
+        "PostgresStore",
+        "postgres",
+        "psycopg, psycopg_pool",
+    ),
     "postgres": ("stepkit.stores._postgres", "PostgresStore", "postgres", "psycopg, psycopg_pool"),
     "redis": ("stepkit.stores._redis", "RedisStore", "redis", "redis"),
     "rediss": ("stepkit.stores._redis", "RedisStore", "redis", "redis"),
@@ -58,8 +63,8 @@ def open_store(url: str) -> Store:
 
     Server stores, with their optional extras installed::
 
-        postgresql://user:pw@host:5432/db?schema=app   PostgresStore   pip install 'stepkit[postgres]'
-        redis://:pw@host:6379/0?prefix=app:            RedisStore      pip install 'stepkit[redis]'
+        postgresql://user:pw@host:5432/db?schema=app   PostgresStore  (stepkit[postgres])
+        redis://:pw@host:6379/0?prefix=app:            RedisStore     (stepkit[redis])
 
     Their URLs go to the driver as they are (``sslmode=``, ``rediss://`` for TLS...),
     except stepkit's options ``schema`` / ``prefix`` and ``timeout`` (seconds).
