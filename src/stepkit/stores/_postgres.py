@@ -4,7 +4,8 @@ psycopg 3 with two connection pools: ``psycopg_pool``'s for the sync methods,
 and async connections kept for the async twins, which are natively async. Every
 statement runs on its own (autocommit): saving a step is ONE conditional
 ``UPDATE ... RETURNING`` joined to the ``INSERT`` of its version; a claim reads
-the run and writes it back with a compare-and-set on its revision. Needs the extra: ``pip install 'stepkit[postgres]'``.
+the run and writes it back with a compare-and-set on its revision. Needs the extra:
+``pip install 'stepkit[postgres]'``.
 """
 
 from __future__ import annotations
