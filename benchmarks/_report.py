@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import re
+import shutil
+import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SAMPLE_CONTEXT", "best_of", "emit", "machine", "write_section"]
+__all__ = [
+    "SAMPLE_CONTEXT",
+    "Interleaved",
+    "best_of",
+    "database_folder",
+    "emit",
+    "interleaved",
+    "machine",
+    "write_section",
+]
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
@@ -37,6 +52,74 @@ def best_of(fn: Callable[[], object], *, repeat: int = 7, number: int = 200) -> 
             fn()
         best = min(best, (time.perf_counter() - t0) / number)
     return best
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Seconds per call of a candidate and its floor, and their ratio, over interleaved rounds."""
+
+    candidate: float  # median seconds per call
+    floor: float  # median seconds per call
+    ratio: float  # median of the per-round ratios
+    low: float  # smallest per-round ratio
+    high: float  # largest per-round ratio
+
+    @property
+    def overhead(self) -> float:
+        """Median seconds per call above the floor."""
+        return self.candidate - self.floor
+
+    def spread(self) -> str:
+        return f"{self.ratio:.2f}x ({self.low:.2f}-{self.high:.2f})"
+
+
+def interleaved(
+    candidate: Callable[[], object],
+    floor: Callable[[], object],
+    *,
+    rounds: int = 7,
+    number: int = 2000,
+) -> Interleaved:
+    """Time ``candidate`` against ``floor`` in this process, in alternating rounds.
+
+    Alternating exposes both to the same drift of a shared machine; the ratio is
+    taken within each round, and its median and spread are reported.
+    """
+    candidate(), floor()  # warm up
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for fn, out in ((candidate, times[0]), (floor, times[1])):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            out.append((time.perf_counter() - t0) / number)
+    ratios = [c / f for c, f in zip(*times, strict=True)]
+    return Interleaved(
+        statistics.median(times[0]),
+        statistics.median(times[1]),
+        statistics.median(ratios),
+        min(ratios),
+        max(ratios),
+    )
+
+
+@contextmanager
+def database_folder(doc: str | None) -> Iterator[tuple[Path, int]]:
+    """Parse ``--write``/``--dir``/``--quick``; a temporary folder for databases, and the rounds.
+
+    ``--dir`` puts the databases on another disk (default: the system's temporary
+    folder); ``--quick`` takes 5 rounds instead of 9. The folder is removed after.
+    """
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="stepkit-bench-", dir=args.dir))
+    try:
+        yield folder, 5 if args.quick else 9
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def machine() -> str:

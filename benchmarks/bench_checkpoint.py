@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import base64
 import json
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
-from _report import SAMPLE_CONTEXT, best_of, emit, machine
+from _report import SAMPLE_CONTEXT, best_of, emit, interleaved, machine
 
 from stepkit import Pipeline, StepEvent
 from stepkit.checkpoints._document import Meta, encode_checkpoint
@@ -43,32 +40,6 @@ def _b64_json(doc: Any) -> bytes:
     return base64.urlsafe_b64encode(json.dumps(doc).encode())
 
 
-def interleaved(
-    candidate: Callable[[], object],
-    floor: Callable[[], object],
-    *,
-    rounds: int = 7,
-    number: int = 2000,
-) -> tuple[float, float, float, float]:
-    """Median seconds per call of ``candidate`` and ``floor`` over interleaved rounds in this
-    process, the median of the per-round ratios, and their spread (max - min)."""
-    candidate(), floor()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(rounds):
-        for fn, out in ((candidate, times[0]), (floor, times[1])):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            out.append((time.perf_counter() - t0) / number)
-    ratios = [c / f for c, f in zip(*times, strict=True)]
-    return (
-        statistics.median(times[0]),
-        statistics.median(times[1]),
-        statistics.median(ratios),
-        max(ratios) - min(ratios),
-    )
-
-
 def floors() -> list[str]:
     """A checkpoint read after a step, against base64(json) floors measured alongside."""
     m = Meta("reply", None, "0123456789abcdef", "run-1")
@@ -83,12 +54,12 @@ def floors() -> list[str]:
         ("tiny context", tiny, lambda: _b64_json(document), "b64(json(document))", 1.2),
         (f"{SIZE:,}-byte context", CONTEXT, lambda: _b64_json(CONTEXT), "b64(json(context))", 2.0),
     ):
-        c, f, ratio, spread = interleaved(
+        got = interleaved(
             lambda context=context: encode_checkpoint(m, POSITION, "generate", context), floor
         )
         lines.append(
-            f"| {label} vs {floor_label} | {c * 1e6:.2f} | {f * 1e6:.2f} | "
-            f"{ratio:.2f}x (±{spread / 2:.2f}) | ≤ {goal}x |"
+            f"| {label} vs {floor_label} | {got.candidate * 1e6:.2f} | {got.floor * 1e6:.2f} | "
+            f"{got.spread()} | ≤ {goal}x |"
         )
     return lines
 

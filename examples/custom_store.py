@@ -10,13 +10,22 @@ this one (``tests/stores/conftest.py``). See docs/stores.md.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from stepkit import Pipeline, RunConflictError, RunNotFoundError, StepEvent
-from stepkit.stores import BaseStore, Change, PurgeRule, RunRecord, VersionRecord, newest_first
+from stepkit.stores import (
+    BaseStore,
+    Change,
+    PurgeRule,
+    RunRecord,
+    SignalRecord,
+    VersionRecord,
+    newest_first,
+)
 
 
 class DictStore(BaseStore):
@@ -27,6 +36,7 @@ class DictStore(BaseStore):
         self._lock = threading.Lock()
         self._runs: dict[str, RunRecord] = {}  # in creation order, as list() needs
         self._versions: dict[tuple[str, int], VersionRecord] = {}
+        self._mail: dict[str, list[SignalRecord]] = {}  # workflow signals, by run
 
     def _insert(self, record: RunRecord, first: VersionRecord | None) -> None:
         with self._lock:
@@ -70,6 +80,7 @@ class DictStore(BaseStore):
             return sum(self._drop(run_id) for run_id in doomed)
 
     def _drop(self, run_id: str) -> bool:
+        self._mail.pop(run_id, None)
         record = self._runs.pop(run_id, None)
         for number in range(1, 1 + (record.version if record else 0)):
             self._versions.pop((run_id, number), None)
@@ -77,6 +88,26 @@ class DictStore(BaseStore):
 
     def _version(self, run_id: str, version: int) -> VersionRecord | None:
         return self._versions.get((run_id, version))
+
+    # for durable workflows that wait for signals (optional otherwise)
+
+    def _deliver(self, signal: SignalRecord, change: Change) -> RunRecord | None:
+        with self._lock:
+            box = self._mail.setdefault(signal.run_id, [])
+            key = signal.idempotency_key
+            if key is not None and any(m.idempotency_key == key for m in box):
+                return None  # a duplicate: nothing is written
+            record = self._runs.get(signal.run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {signal.run_id!r}", run_id=signal.run_id)
+            now = self.now()
+            self._runs[signal.run_id] = change(record, now)
+            box.append(dataclasses.replace(signal, seq=len(box) + 1, created_at=now))
+            return record
+
+    def _signals(self, run_id: str) -> list[SignalRecord] | None:
+        with self._lock:
+            return list(self._mail.get(run_id, [])) if run_id in self._runs else None
 
 
 # -- using it ---------------------------------------------------------------------------------

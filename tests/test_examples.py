@@ -139,3 +139,19 @@ def test_sqlite_example_needs_a_database_path(tmp_path):
     assert done.returncode == 2
     assert "--db" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_order_workflow_example(tmp_path):
+    """The approved order ships once; the unapproved one is refunded after a day."""
+    module = load("order_workflow")
+    assert module.main(tmp_path) == [{"status": "shipped", "by": "ana"}, {"status": "refunded"}]
+    assert [line.split()[0] for line in module.ledger] == ["charge", "charge", "ship", "refund"]
+
+
+def test_review_loop_example():
+    """examples/review_loop.py: paused at review twice, sent once, with the second draft."""
+    mod = load("review_loop")
+    out = mod.main()
+    assert out["sent"] is True
+    assert out["drafts"] == 2
+    assert mod.OUTBOX == ["Reply to 'late parcel', draft 2"]

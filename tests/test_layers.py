@@ -19,7 +19,9 @@ LAYERS = [
     ("stepkit.stores",),
     ("stepkit.engine",),
     ("stepkit.durable",),
+    ("stepkit.workflows",),
     ("stepkit._pipeline",),
+    ("stepkit.graph",),
     ("stepkit.testing", "stepkit.cli", "stepkit.__main__", "stepkit"),
 ]
 # Pairs that the numbering alone would allow, but the architecture forbids.

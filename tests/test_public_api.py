@@ -11,6 +11,9 @@ import stepkit.stores
 DOCUMENTED = {
     # building and running
     "Pipeline",
+    "Graph",
+    "START",
+    "END",
     "RunResult",
     "StepEvent",
     "StepStartEvent",
@@ -40,9 +43,18 @@ DOCUMENTED = {
     "RunConflictError",
     "RunExpiredError",
     "NonRetryableError",
+    # the workflow errors (the error tree is whole at the top; the workflows themselves
+    # live in stepkit.workflows, which `import stepkit` does not load)
+    "WorkflowError",
+    "WorkflowDeterminismError",
+    "SignalConflictError",
+    "WorkflowCancelledError",
+    "InvalidInputError",
+    "NestedStepError",
+    "RetryAfter",
+    "GraphStepLimitError",
+    "GraphRoutingError",
 }
-# defined in stepkit.errors for the workflows to come, exported once workflows exist
-WORKFLOW_ONLY = {"WorkflowError", "InvalidInputError", "NestedStepError"}
 
 
 def test_all_is_exactly_the_documented_names():
@@ -78,16 +90,32 @@ def test_error_tree():
     assert issubclass(stepkit.RunNotFoundError, KeyError)
     assert issubclass(stepkit.RunNotFoundError, stepkit.StoreError)
     assert issubclass(stepkit.StepTimeoutError, TimeoutError)
-    assert set(stepkit.errors.__all__) - WORKFLOW_ONLY <= set(stepkit.__all__)
+    assert set(stepkit.errors.__all__) <= set(stepkit.__all__)
+    assert issubclass(stepkit.WorkflowDeterminismError, stepkit.WorkflowError)
 
 
 def test_only_what_works_is_exported():
-    """TypeRegistry and the workflow-only errors are not part of the public surface yet."""
-    for name in ["TypeRegistry", *WORKFLOW_ONLY]:
-        assert name not in stepkit.__all__
-        assert not hasattr(stepkit, name)
-    for name in WORKFLOW_ONLY:
-        assert issubclass(getattr(stepkit.errors, name), stepkit.StepkitError)
+    """TypeRegistry is not part of the public surface; the workflows load only when imported."""
+    assert "TypeRegistry" not in stepkit.__all__
+    assert not hasattr(stepkit, "TypeRegistry")
+    assert "Client" not in stepkit.__all__
+
+
+def test_workflows_surface():
+    """stepkit.workflows exports the client, drivers, handle, step facades and workflow errors."""
+    import stepkit.workflows as wf
+
+    assert list(wf.__all__) == sorted(wf.__all__)
+    assert {
+        "Client",
+        "InMemoryDriver",
+        "FileSystemDriver",
+        "SQLiteDriver",
+        "WorkflowHandle",
+    } <= set(wf.__all__)
+    for name in wf.__all__:
+        assert getattr(wf, name) is not None
+    assert wf.WorkflowDeterminismError is stepkit.WorkflowDeterminismError
 
 
 def test_stores_surface():

@@ -16,32 +16,50 @@ from stepkit.errors import (
     CheckpointMismatchError,
     CheckpointSignatureError,
     EventLoopError,
+    GraphRoutingError,
+    GraphStepLimitError,
     InvalidArgumentError,
     InvalidCheckpointError,
+    InvalidInputError,
+    NestedStepError,
     NonRetryableError,
     PipelineAbortedError,
     PipelineDefinitionError,
+    RetryAfter,
     RunConflictError,
     RunExpiredError,
     RunNotFoundError,
+    SignalConflictError,
     StepFailedError,
     StepkitError,
     StepTimeoutError,
     StoreError,
+    WorkflowCancelledError,
+    WorkflowDeterminismError,
+    WorkflowError,
 )
-from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
 
 if typing.TYPE_CHECKING:
     from stepkit.checkpoints._document import decode_checkpoint
     from stepkit.checkpoints._registry import register_type
+    from stepkit.events import Checkpoint, RunResult, StepEvent, StepRecord, StepStartEvent
+    from stepkit.graph import END, START, Graph
     from stepkit.pipeline._backoff import exponential_backoff
     from stepkit.stores import open_store
 
 __version__ = "0.1.0"
 
 # Loaded on first use, so that `import stepkit` stays cheap: the codec, the
-# stores (sqlite3, asyncio) and the CLI are not needed to build a pipeline.
+# stores (sqlite3, asyncio), graphs and the CLI are not needed to build a pipeline.
 _LAZY = {
+    "Checkpoint": "stepkit.events",
+    "RunResult": "stepkit.events",
+    "StepEvent": "stepkit.events",
+    "StepRecord": "stepkit.events",
+    "StepStartEvent": "stepkit.events",
+    "END": "stepkit.graph",
+    "Graph": "stepkit.graph",
+    "START": "stepkit.graph",
     "decode_checkpoint": "stepkit.checkpoints._document",
     "register_type": "stepkit.checkpoints._registry",
     "exponential_backoff": "stepkit.pipeline._backoff",
@@ -71,17 +89,26 @@ __all__ = [
     "CheckpointExpiredError",
     "CheckpointMismatchError",
     "CheckpointSignatureError",
+    "END",
     "EventLoopError",
+    "Graph",
+    "GraphRoutingError",
+    "GraphStepLimitError",
     "InvalidArgumentError",
     "InvalidCheckpointError",
+    "InvalidInputError",
+    "NestedStepError",
     "NonRetryableError",
     "Pipeline",
     "PipelineAbortedError",
     "PipelineDefinitionError",
+    "RetryAfter",
     "RunConflictError",
     "RunExpiredError",
     "RunNotFoundError",
     "RunResult",
+    "START",
+    "SignalConflictError",
     "StepEvent",
     "StepFailedError",
     "StepRecord",
@@ -89,6 +116,9 @@ __all__ = [
     "StepTimeoutError",
     "StepkitError",
     "StoreError",
+    "WorkflowCancelledError",
+    "WorkflowDeterminismError",
+    "WorkflowError",
     "__version__",
     "decode_checkpoint",
     "exponential_backoff",

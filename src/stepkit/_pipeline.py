@@ -1,11 +1,12 @@
 """``Pipeline``, the public class: the builder of :mod:`stepkit.pipeline` plus its run methods.
 
-The builder layer knows nothing of running; this class adds ``run``,
+The builder layer knows nothing of running; :class:`RunMethods` adds ``run``,
 ``run_checkpoint`` and ``resume`` (with their ``a``-prefixed async twins) with
 explicit, typed, keyword-only signatures, and hands each call to the plain
 entry points (:mod:`stepkit.engine._entry`) or, with ``store=``, to the
 durable ones (:mod:`stepkit.durable._entry`). Those load only when first used,
-so ``import stepkit`` stays cheap.
+so ``import stepkit`` stays cheap. ``stepkit.Graph`` uses the same methods on
+its compiled plan.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from stepkit.events import RunResult
     from stepkit.stores import Store
 
-__all__ = ["Pipeline"]
+__all__ = ["Abort", "Pipeline", "RunMethods"]
 
 
 class Abort(Protocol):
@@ -32,15 +33,14 @@ class Abort(Protocol):
     def is_set(self) -> bool: ...
 
 
-class Pipeline(PipelineBuilder):
-    """An immutable, named sequence of steps over a dict context.
-
-    >>> calc = Pipeline("calc").step("add-one", lambda ctx: {"a": ctx["a"] + 1})
-    >>> dict(calc.run({"a": 1}))
-    {'a': 2}
-    """
+class RunMethods:
+    """The run methods of :class:`Pipeline` and ``Graph``, over the plan ``_plan()`` returns."""
 
     __slots__ = ()
+
+    def _plan(self) -> PipelineBuilder:
+        """What the engine runs: a pipeline itself, a graph's compiled plan."""
+        raise NotImplementedError
 
     def run(
         self,
@@ -79,11 +79,11 @@ class Pipeline(PipelineBuilder):
             _no_store(ttl=ttl, lease=lease)
             from stepkit.engine._entry import run as run_plain
 
-            return run_plain(self, input, run)
+            return run_plain(self._plan(), input, run)
         from stepkit.durable._entry import run_durable
 
         durable = _durable_options("run()", store=store, ttl=ttl, lease=lease)
-        return run_durable(self, input, run, durable)
+        return run_durable(self._plan(), input, run, durable)
 
     def run_checkpoint(
         self,
@@ -116,7 +116,7 @@ class Pipeline(PipelineBuilder):
         )
         from stepkit.engine._entry import run_checkpoint as from_checkpoint
 
-        return from_checkpoint(self, checkpoint, override_data, run)
+        return from_checkpoint(self._plan(), checkpoint, override_data, run)
 
     def resume(
         self,
@@ -172,7 +172,7 @@ class Pipeline(PipelineBuilder):
         )
         from stepkit.durable._entry import resume as resume_stored
 
-        return resume_stored(self, run_id, run, durable)
+        return resume_stored(self._plan(), run_id, run, durable)
 
     async def arun(
         self,
@@ -207,11 +207,11 @@ class Pipeline(PipelineBuilder):
             _no_store(ttl=ttl, lease=lease)
             from stepkit.engine._entry import arun as arun_plain
 
-            return await arun_plain(self, input, run)
+            return await arun_plain(self._plan(), input, run)
         from stepkit.durable._entry import arun_durable
 
         durable = _durable_options("run()", store=store, ttl=ttl, lease=lease)
-        return await arun_durable(self, input, run, durable)
+        return await arun_durable(self._plan(), input, run, durable)
 
     async def arun_checkpoint(
         self,
@@ -244,7 +244,7 @@ class Pipeline(PipelineBuilder):
         )
         from stepkit.engine._entry import arun_checkpoint as afrom_checkpoint
 
-        return await afrom_checkpoint(self, checkpoint, override_data, run)
+        return await afrom_checkpoint(self._plan(), checkpoint, override_data, run)
 
     async def aresume(
         self,
@@ -295,7 +295,21 @@ class Pipeline(PipelineBuilder):
         )
         from stepkit.durable._entry import aresume as aresume_stored
 
-        return await aresume_stored(self, run_id, run, durable)
+        return await aresume_stored(self._plan(), run_id, run, durable)
+
+
+class Pipeline(RunMethods, PipelineBuilder):
+    """An immutable, named sequence of steps over a dict context.
+
+    >>> calc = Pipeline("calc").step("add-one", lambda ctx: {"a": ctx["a"] + 1})
+    >>> dict(calc.run({"a": 1}))
+    {'a': 2}
+    """
+
+    __slots__ = ()
+
+    def _plan(self) -> PipelineBuilder:
+        return self
 
 
 def _run_options(**options: Any) -> RunOptions:

@@ -11,6 +11,8 @@ catch (``ValueError`` for malformed input, ``KeyError`` for a missing run,
     ├── StepFailedError                           a step failed after its retries
     ├── StepTimeoutError            (TimeoutError) one attempt of a step ran out of time
     ├── PipelineAbortedError                      the run's abort signal was set
+    ├── GraphStepLimitError                       a graph ran ``max_steps`` nodes
+    ├── GraphRoutingError                         a graph's selector chose no node
     ├── CheckpointError
     │   ├── InvalidCheckpointError  (ValueError)  not a well-formed checkpoint
     │   ├── CheckpointSignatureError              unsigned, tampered or wrongly signed
@@ -22,9 +24,13 @@ catch (``ValueError`` for malformed input, ``KeyError`` for a missing run,
     │   ├── RunConflictError                      the run is claimed, unfinished or already exists
     │   └── RunExpiredError                       the run's ttl has passed
     └── WorkflowError
-        ├── InvalidInputError       (ValueError)  workflow input failed its schema
+        ├── WorkflowDeterminismError              a replay met a recorded step of another kind
+        ├── SignalConflictError                   several runs wait on the signal sent
+        ├── WorkflowCancelledError                the run was cancelled
+        ├── InvalidInputError       (ValueError)  workflow input or signal data failed its schema
+        ├── NestedStepError                       ``step.*`` called inside ``step.run``
         ├── NonRetryableError                     raise it to stop retrying at once
-        └── NestedStepError                       ``step.*`` called inside ``step.run``
+        └── RetryAfter                            raise it to retry after ``seconds``
 
 User exceptions are never swallowed or re-typed silently: a failing step's
 exception is the ``__cause__`` of the :class:`StepFailedError`.
@@ -42,6 +48,8 @@ __all__ = [
     "CheckpointMismatchError",
     "CheckpointSignatureError",
     "EventLoopError",
+    "GraphRoutingError",
+    "GraphStepLimitError",
     "InvalidArgumentError",
     "InvalidCheckpointError",
     "InvalidInputError",
@@ -51,11 +59,15 @@ __all__ = [
     "PipelineDefinitionError",
     "RunConflictError",
     "RunExpiredError",
+    "RetryAfter",
     "RunNotFoundError",
+    "SignalConflictError",
     "StepFailedError",
     "StepTimeoutError",
     "StepkitError",
     "StoreError",
+    "WorkflowCancelledError",
+    "WorkflowDeterminismError",
     "WorkflowError",
 ]
 
@@ -161,6 +173,61 @@ class PipelineAbortedError(_LazyCheckpoint, StepkitError):
         self._set_checkpoint(checkpoint)
 
 
+class GraphStepLimitError(_LazyCheckpoint, StepkitError):
+    """A graph would run more than ``max_steps`` node executions.
+
+    Attributes: ``node`` (the node it would have run next), ``limit``,
+    ``steps`` (node executions so far), ``run_id`` and ``checkpoint`` (after
+    the last node, not yet routed): resume it with a higher limit, e.g.
+    ``graph.run_checkpoint(err.checkpoint, max_steps=200)``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str,
+        limit: int,
+        steps: int,
+        checkpoint: str | Callable[[], str | None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.limit = limit
+        self.steps = steps
+        self.run_id = run_id
+        self._set_checkpoint(checkpoint)
+
+
+class GraphRoutingError(_LazyCheckpoint, StepkitError):
+    """A conditional edge's selector returned a key its ``path_map`` does not have (or raised).
+
+    Attributes: ``node`` (the node being left), ``key`` (what the selector
+    returned), ``allowed`` (the keys of the path map), ``run_id`` and
+    ``checkpoint`` (after the node, not yet routed: the node does not run
+    again when the run resumes; the selector is asked again). A selector's own
+    exception is ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str,
+        key: Any,
+        allowed: tuple[str, ...],
+        checkpoint: str | Callable[[], str | None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.key = key
+        self.allowed = allowed
+        self.run_id = run_id
+        self._set_checkpoint(checkpoint)
+
+
 class CheckpointError(StepkitError):
     """Base class of the checkpoint errors."""
 
@@ -239,3 +306,51 @@ class NonRetryableError(WorkflowError):
 
 class NestedStepError(WorkflowError):
     """A ``step.*`` call was made inside ``step.run``."""
+
+
+class WorkflowDeterminismError(WorkflowError):
+    """A replayed workflow reached a recorded step ``(id, n)`` with another kind of step.
+
+    ``step_key`` is the step's key (``"id#n"``), ``recorded`` and ``called`` the
+    two kinds. The run is marked ``failed`` once (never retried): fix the code
+    (or move the changed step to a new id), then ``client.resume(run_id)``.
+    """
+
+    def __init__(
+        self, message: str, *, step_key: str = "", recorded: str = "", called: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.step_key = step_key
+        self.recorded = recorded
+        self.called = called
+
+
+class SignalConflictError(WorkflowError):
+    """A signal sent without ``run_id`` matches several waiting runs; nothing was delivered."""
+
+    def __init__(self, message: str, *, signal: str = "", run_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.signal = signal
+        self.run_ids = run_ids
+
+
+class WorkflowCancelledError(WorkflowError):
+    """The workflow run was cancelled (``client.cancel(run_id)``); ``reason`` says why."""
+
+    def __init__(
+        self, message: str, *, run_id: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.reason = reason
+
+
+class RetryAfter(WorkflowError):
+    """Raise from a ``step.run`` body to retry it after ``seconds`` (a durable sleep).
+
+    The attempt counts against the step's ``retries``.
+    """
+
+    def __init__(self, seconds: float, message: str = "") -> None:
+        super().__init__(message or f"retry after {seconds} s")
+        self.seconds = seconds

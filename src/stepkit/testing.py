@@ -95,3 +95,15 @@ class FakeSleep:
         self.delays.append(seconds)
         if self.clock is not None:
             self.clock.advance(seconds)
+
+
+def assert_replays(workflow: Any, store_or_driver: Any, run_id: str) -> None:
+    """Replay a stored workflow run against today's code, writing nothing.
+
+    Raises :class:`~stepkit.errors.WorkflowDeterminismError` when the code calls
+    another kind of step where the run recorded one, or when a run that
+    completed now completes without reaching a recorded step.
+    """
+    from stepkit.workflows._replay_check import check_replay  # workflows load when used
+
+    check_replay(workflow, store_or_driver, run_id)

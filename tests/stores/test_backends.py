@@ -67,7 +67,7 @@ def test_sqlite_store_uses_wal_and_prefixed_tables(tmp_path: Path) -> None:
             row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
     raw.close()
-    assert tables == {"users", "stepkit_runs", "stepkit_versions"}
+    assert tables == {"users", "stepkit_runs", "stepkit_versions", "stepkit_signals"}
 
 
 def test_sqlite_memory_store_is_shared_by_threads() -> None:
@@ -108,6 +108,7 @@ def test_store_public_surface() -> None:
         "RunRecord",
         "RunStatus",
         "SQLiteStore",
+        "SignalRecord",
         "Store",
         "VersionKind",
         "VersionRecord",

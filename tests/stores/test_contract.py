@@ -269,7 +269,7 @@ class TestListDeletePurge:
         assert [r.run_id for r in api.list()] == ["z", "q", "a", "m"]
         assert [r.run_id for r in api.list(status="paused", limit=2)] == ["q", "a"]
 
-    @pytest.mark.parametrize("kwargs", [{"limit": -1}, {"status": "sleeping"}, {"pipeline": 3}])
+    @pytest.mark.parametrize("kwargs", [{"limit": -1}, {"status": "dormant"}, {"pipeline": 3}])
     def test_bad_list_arguments_are_rejected(self, api: Any, kwargs: Any) -> None:
         """A negative limit, unknown status or non-str pipeline raises InvalidArgumentError."""
         with pytest.raises(InvalidArgumentError):

@@ -52,7 +52,7 @@ def test_a_run_file_with_wrong_types_is_a_store_error(file_store: FileStore, roo
     """A well-formed run.json with a bad field value is rejected, naming the field."""
     path = root / "r" / "run.json"
     data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "status": "sleeping"}))
+    path.write_text(json.dumps({**data, "status": "dormant"}))
     with pytest.raises(StoreError, match="status"):
         file_store.get("r")
 
@@ -109,7 +109,7 @@ def _sqlite_with_run(tmp_path: Path) -> SQLiteStore:
 @pytest.mark.parametrize(
     ("sql", "call"),
     [
-        ("UPDATE stepkit_runs SET status = 'sleeping'", "get"),
+        ("UPDATE stepkit_runs SET status = 'dormant'", "get"),
         ("UPDATE stepkit_runs SET created_at = 'yesterday'", "list"),
         ("UPDATE stepkit_versions SET removed = 'not json'", "history"),
         ("UPDATE stepkit_versions SET parent = 7 WHERE version = 2", "versions"),

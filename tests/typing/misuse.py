@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepkit import Pipeline
+from stepkit import END, START, Graph, Pipeline
 from stepkit.stores import MemoryStore
 
 
@@ -33,3 +33,12 @@ p.run_checkpoint("cp", {"b": 1}, strict="yes")  # error: wrong type
 p.resume("r", store=store, overide_data={"x": 1})  # error: misspelt resume option
 p.resume("r")  # error: store= is required
 p.resume("r", store=store, recover="yes")  # error: wrong type
+g = Graph("g").add_node("inc", inc).add_edge(START, "inc").add_edge("inc", END)
+Graph("g").add_node("s", inc, when=True)  # error: routing belongs to edges, not when=
+Graph("g", max_steps="10")  # error: wrong type
+Graph("g").add_edge("inc", START)  # error: START is no edge target
+Graph("g").add_edge(END, "inc")  # error: END is no edge source
+Graph("g").add_conditional_edges("inc", inc, {"x": 1})  # error: not a node name or END
+g.run_checkpoint("cp", max_steps="5")  # error: wrong type
+g.resume("r", store=store, max_step=5)  # error: misspelt option
+p.run_checkpoint("cp", max_steps=5)  # error: pipelines have no step limit

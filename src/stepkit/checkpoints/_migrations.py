@@ -22,18 +22,21 @@ def _version_key(version: str) -> tuple[Any, ...]:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-]", version))
 
 
-def check_migration_options(options: dict[str, Any], name: str) -> None:
-    """Validate ``migrations=`` and ``renamed=`` at build time (normalising keys to str)."""
+def check_migration_options(options: dict[str, Any], where: str) -> None:
+    """Validate ``migrations=`` and ``renamed=`` at build time (normalising keys to str).
+
+    ``where`` names the pipeline or graph in messages, e.g. ``"Pipeline('orders')"``.
+    """
     migrations = options.get("migrations")
     if migrations is not None:
         if not isinstance(migrations, Mapping) or not all(callable(f) for f in migrations.values()):
             raise PipelineDefinitionError(
-                f"Pipeline({name!r}): migrations= must map a version to a function "
+                f"{where}: migrations= must map a version to a function "
                 "(context) -> context of the next version"
             )
         if options.get("version") is None:
             raise PipelineDefinitionError(
-                f"Pipeline({name!r}): migrations= needs version= (the version they lead to)"
+                f"{where}: migrations= needs version= (the version they lead to)"
             )
         options["migrations"] = {str(k): f for k, f in migrations.items()}
     renamed = options.get("renamed")
@@ -44,7 +47,7 @@ def check_migration_options(options: dict[str, Any], name: str) -> None:
         )
     ):
         raise PipelineDefinitionError(
-            f"Pipeline({name!r}): renamed= must map old step paths to new step paths (strs)"
+            f"{where}: renamed= must map old step paths to new step paths (strs)"
         )
 
 

@@ -1,5 +1,9 @@
 """``python -m stepkit runs --store URL list|show|history|resume|delete|purge``.
 
+Pipeline runs and workflow runs (``stepkit.workflows``) live in the same
+stores: ``show`` and ``history`` print a workflow run's input, wake time,
+awaited signals and ops (see :mod:`stepkit.cli._workflow_runs`).
+
 Every action works on an existing store: a database file or folder that does
 not exist is an error naming its path, never a new, empty store.
 """
@@ -15,12 +19,13 @@ from stepkit.checkpoints import decode_context
 from stepkit.cli._errors import CommandError, UsageError
 from stepkit.cli._output import escape, table, when
 from stepkit.cli._targets import load_target
+from stepkit.cli._workflow_runs import is_workflow, show_workflow, workflow_history
 from stepkit.errors import RunNotFoundError, StepkitError
 from stepkit.stores import RunRecord, open_store
 
 __all__ = ["add_parser"]
 
-_STATUSES = ["running", "paused", "completed", "failed"]
+_STATUSES = ["running", "paused", "sleeping", "waiting", "completed", "failed", "cancelled"]
 _URLS = """\
 store URLs:
   sqlite:///runs.db            SQLiteStore, path relative to the current folder
@@ -93,14 +98,23 @@ def _show(store: Any, args: argparse.Namespace, out: TextIO) -> None:
         ("owner", r.owner or "-"),
         ("lease until", when(r.lease_until)),
     ]
+    if is_workflow(r):
+        fields[4] = ("workflow", r.pipeline)
+        del fields[1]
     for key, value in fields:
         out.write(f"{key + ':':<13}{escape(value)}\n")
+    if is_workflow(r):
+        show_workflow(store, r, out)
+        return
     out.write("context:\n")
     for key, value in store.snapshot(args.run_id).items():
         out.write(f"  {escape(key)}: {escape(repr(value))}\n")
 
 
 def _history(store: Any, args: argparse.Namespace, out: TextIO) -> None:
+    if is_workflow(_record(store, args.run_id)):
+        workflow_history(store.history(args.run_id), out)
+        return
     rows: list[tuple[str, ...]] = [
         ("VERSION", "PARENT", "KIND", "STEP", "CHANGED", "REMOVED", "SNAPSHOT", "CREATED (UTC)")
     ]
@@ -211,7 +225,7 @@ def add_parser(sub: Any) -> None:
     lst.set_defaults(action_fn=_list)
     for name, fn, text in (
         ("show", _show, "print a run's record and its current context"),
-        ("history", _history, "list a run's versions: the keys each step changed"),
+        ("history", _history, "list a run's versions: the keys each step changed (or its ops)"),
         ("delete", _delete, "delete a run and its history"),
     ):
         p = actions.add_parser(name, help=text)

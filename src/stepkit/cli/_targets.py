@@ -31,5 +31,5 @@ def load_target(target: str, *, needs: str = "to_mermaid") -> Any:
     except Exception as exc:  # the user's module may raise anything while importing
         raise CommandError(f"cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
     if not hasattr(obj, needs):
-        raise CommandError(f"{target} is a {type(obj).__name__}, not a pipeline")
+        raise CommandError(f"{target} is a {type(obj).__name__}, not a pipeline or graph")
     return obj

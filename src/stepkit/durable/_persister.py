@@ -71,7 +71,7 @@ class Persister:
         changes = dumps(encode_context({k: ctx[k] for k in keys if k in ctx}))
         root = self.run.root
         done = root.done
-        if root.child is None and done is not None:  # the common case, without a tree walk
+        if root.child is None and done is not None and root.walk is None:  # the common case
             position = self._positions.get(done)
             if position is None:
                 position = self._positions[done] = '{"done":' + dumps(done) + "}"

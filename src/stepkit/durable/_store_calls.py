@@ -7,15 +7,21 @@ with a store is written once.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
 StoreOp = tuple[str, tuple[Any, ...], dict[str, Any]]
 StoreGen = Generator[StoreOp, Any, Any]
 
 
-def drive_store(gen: StoreGen, store: Any) -> Any:
-    """Perform a store conversation with the store's sync methods."""
+def drive_store(
+    gen: StoreGen, store: Any, own: Mapping[str, Callable[..., Any]] | None = None
+) -> Any:
+    """Perform a store conversation with the store's sync methods.
+
+    ``own`` maps method names that are not the store's to functions that
+    perform them (a workflow client's conversations also ask it to execute a run).
+    """
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -25,13 +31,17 @@ def drive_store(gen: StoreGen, store: Any) -> Any:
             return stop.value
         value, error = None, None
         try:
-            value = getattr(store, method)(*args, **kwargs)
+            call = own.get(method) if own else None
+            value = (call or getattr(store, method))(*args, **kwargs)
         except Exception as exc:
             error = exc
 
 
-async def adrive_store(gen: StoreGen, store: Any) -> Any:
-    """Perform a store conversation with the store's async twins (``a`` + name)."""
+async def adrive_store(
+    gen: StoreGen, store: Any, own: Mapping[str, Callable[..., Awaitable[Any]]] | None = None
+) -> Any:
+    """Perform a store conversation with the store's async twins (``a`` + name); see
+    :func:`drive_store` for ``own`` (async functions here)."""
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -41,6 +51,7 @@ async def adrive_store(gen: StoreGen, store: Any) -> Any:
             return stop.value
         value, error = None, None
         try:
-            value = await getattr(store, "a" + method)(*args, **kwargs)
+            call = own.get(method) if own else None
+            value = await (call or getattr(store, "a" + method))(*args, **kwargs)
         except Exception as exc:
             error = exc

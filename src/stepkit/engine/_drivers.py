@@ -70,6 +70,9 @@ async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
+isawaitable = inspect.isawaitable
+
+
 def _awaitable(value: Any) -> bool:
     return value is not None and type(value) is not dict and inspect.isawaitable(value)
 
@@ -99,11 +102,13 @@ def drive(
             try:
                 if type(cmd) is Call:  # the hot path, checked first and cheaply
                     value = cmd.fn(cmd.arg)
-                    if _awaitable(value):
+                    # _awaitable(), inlined: a step returns a dict or None far more often
+                    if value is not None and type(value) is not dict and isawaitable(value):
                         value = loop.wait(value)
                 elif type(cmd) is Emit and lock is None:  # once a step when handlers are set
+                    event = cmd.event
                     for handler in cmd.handlers:
-                        if _awaitable(result := handler(cmd.event)):
+                        if (result := handler(event)) is not None and isawaitable(result):
                             loop.wait(result)
                 elif lock is None or type(cmd) not in _HOOK_COMMANDS:
                     value = _perform(cmd, loop, sleep, lock)
@@ -237,11 +242,12 @@ async def adrive(gen: Gen, sleep: SleepFn = asyncio.sleep) -> Any:
             try:
                 if type(cmd) is Call:  # the hot path, checked first and cheaply
                     value = cmd.fn(cmd.arg)
-                    if _awaitable(value):
+                    if value is not None and type(value) is not dict and isawaitable(value):
                         value = await value
                 elif type(cmd) is Emit:  # once a step when handlers are set
+                    event = cmd.event
                     for handler in cmd.handlers:
-                        if _awaitable(result := handler(cmd.event)):
+                        if (result := handler(event)) is not None and isawaitable(result):
                             await result
                 else:
                     value = await _aperform(cmd, sleep)

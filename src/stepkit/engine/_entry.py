@@ -33,7 +33,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from stepkit.checkpoints._document import Meta, decode_with_keys, encode_checkpoint
-from stepkit.checkpoints._encode import encode_context, to_json
+from stepkit.checkpoints._encode import to_json
 from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
 from stepkit.checkpoints._migrations import migrate_context, rename_step
 from stepkit.checkpoints._tags import short as _short
@@ -96,6 +96,13 @@ def pipeline_keys(pipeline: Pipeline) -> tuple[bytes, ...]:
 
 def check_keys(context: Mapping[Any, Any], what: str) -> None:
     """Context keys are ``str`` other than the codec's reserved ``'$t'``."""
+    try:  # the common case at C speed: str.join refuses any key that is not a str
+        "".join(context)
+    except TypeError:
+        pass
+    else:
+        if "$t" not in context:
+            return
     for key in context:
         if type(key) is not str or key == "$t":
             raise InvalidArgumentError(
@@ -163,6 +170,7 @@ def _prepare(
         encoder=partial(encode_checkpoint, meta),
     )
     run.last_step = last_step
+    run.max_steps = options.max_steps
     gen = run_level(run, run.root, pipeline, "", resume)
     logger = summary_logger(opts.get("log") if options.log is None else options.log)
     if run.debug or logger is not None:
@@ -200,8 +208,10 @@ def _prepare_checkpoint(
             f"this checkpoint expired at {cp.expires_at.isoformat()}; start a new run",
             expires_at=cp.expires_at,
         )
-    try:  # what stepkit accepts it must be able to write again (depth, registered types)
-        encode_context(cp.context)
+    # The decoder accepts only contexts the encoder can write again (tested both ways),
+    # so the context is not re-encoded here: resuming stays O(1) in its size. The
+    # position is re-checked: it is small, and the codec treats it as opaque JSON.
+    try:
         to_json(cp.position, path="position")
     except CheckpointEncodeError as exc:
         raise InvalidCheckpointError(f"this checkpoint cannot be resumed: {exc}") from exc

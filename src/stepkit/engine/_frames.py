@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stepkit.engine._position import InCase, InNested
+    from stepkit.engine._walk import Walk
     from stepkit.pipeline._plan import Policy
 
 
 class Frame:
     """One running pipeline level: its context, last completed node, and child."""
 
-    __slots__ = ("child", "ctx", "done", "view", "written")
+    __slots__ = ("child", "ctx", "done", "view", "walk", "written")
 
     def __init__(
         self,
@@ -35,6 +36,8 @@ class Frame:
         # None | ("nest", name, Frame) | ("case", name, key, Frame)
         # | ("par", name, [ItemState], parent ctx)
         self.child: tuple[Any, ...] | None = None
+        # a graph level's walk (its node count and next node); None for a pipeline level
+        self.walk: Walk | None = None
 
 
 class ItemState:

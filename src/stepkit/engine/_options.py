@@ -33,6 +33,7 @@ class RunOptions:
     clock: Callable[[], float] | None = None
     log: bool | None = None
     strict: bool = False
+    max_steps: int | None = None  # a graph's step limit, replaced for the rest of the run
 
 
 #: A run with no options at all (the common call, built once).
@@ -51,6 +52,7 @@ def run_options(
     clock: Any = None,
     log: Any = None,
     strict: Any = False,
+    max_steps: Any = None,
 ) -> RunOptions:
     """Check the run options a caller gave and freeze them (types are not trusted at run time)."""
     if (
@@ -64,12 +66,20 @@ def run_options(
         and clock is None
         and log is None
         and strict is False
+        and max_steps is None
     ):
         return NO_OPTIONS
     if log is not None and not isinstance(log, bool):
         raise InvalidArgumentError(f"log= must be True, False or None, got {log!r}")
     if not isinstance(strict, bool):
         raise InvalidArgumentError(f"strict= must be True or False, got {strict!r}")
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
+    ):
+        raise InvalidArgumentError(
+            f"max_steps= must be an int >= 1 (the node executions the graph may run in "
+            f"all, those before the checkpoint included), got {max_steps!r}"
+        )
     return RunOptions(
         on_step_complete=as_hooks(on_step_complete, "on_step_complete", InvalidArgumentError),
         on_step_start=as_hooks(on_step_start, "on_step_start", InvalidArgumentError),
@@ -81,4 +91,5 @@ def run_options(
         clock=check_callable(clock, "clock"),
         log=log,
         strict=strict,
+        max_steps=max_steps,
     )

@@ -6,14 +6,18 @@ checkpoints and stores (:func:`to_tree`, :func:`from_tree`), renamed for
 ``Pipeline(renamed=...)`` (:func:`rename_position`) and checked against a
 pipeline before a resume (:func:`check_position`). At each level a position
 is ``None`` (nothing done yet), :class:`Done`, or inside a container:
-:class:`InNested`, :class:`InCase` or :class:`InParallel`.
+:class:`InNested`, :class:`InCase` or :class:`InParallel`. At a graph level
+it is an :class:`InGraph` around one of those: the node executions so far.
 
 The JSON tree, unchanged since the first checkpoints: ``{"done": name}``;
 ``{"at": name, "in": ...}`` (nested); ``{"at": name, "case": key, "in": ...}``
 (branch), both with ``"set"``/``"del"`` when the container runs on its own
 copy of the context; ``{"at": name, "items": [...]}`` (parallel), an item
 being ``null``, ``{"out": {...}, "del": [...]}`` or ``{"in": ..., "set":
-{...}, "del": [...]}``.
+{...}, "del": [...]}``. A graph level adds ``"steps": n`` (and ``"limit": m``
+when a limit was given on resume, ``"end": true`` once it routed to END) to
+its level's tree: ``{"done": "review", "steps": 3}``. Pipeline trees never
+hold those keys, so they are unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Done",
     "InCase",
+    "InGraph",
     "InNested",
     "InParallel",
     "ItemDone",
@@ -112,7 +117,27 @@ class InParallel:
     items: tuple[ItemDone | ItemRunning | None, ...]
 
 
-Position = Done | InNested | InCase | InParallel
+NodePosition = Done | InNested | InCase | InParallel
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InGraph:
+    """A graph level: ``steps`` node executions so far, at ``at``.
+
+    ``Done(x)`` at a graph level means node ``x`` completed and was not yet
+    routed: its out-edge is decided on resume, on the context as it is then.
+    ``limit`` is a ``max_steps`` given on resume (it holds for the rest of the
+    run); ``ended`` says the level routed to END.
+    """
+
+    steps: int
+    at: NodePosition | None
+    limit: int | None = None
+    ended: bool = False
+
+
+Position = NodePosition | InGraph
 
 
 # -- produced from the frames -------------------------------------------------------
@@ -120,6 +145,13 @@ Position = Done | InNested | InCase | InParallel
 
 def position_of(frame: Frame) -> Position | None:
     """The resume position of ``frame`` and everything running below it."""
+    walk = frame.walk
+    if walk is not None:
+        return InGraph(walk.steps, _node_position(frame), walk.given, walk.ended)
+    return _node_position(frame)
+
+
+def _node_position(frame: Frame) -> NodePosition | None:
     child = frame.child
     if child is None:
         return None if frame.done is None else Done(frame.done)
@@ -152,7 +184,7 @@ def _writes_of(inner: Frame, frame: Frame) -> Writes | None:
 
 def position_tree(frame: Frame) -> Any:
     """The JSON tree of ``frame``'s position (the common top-level case without a walk)."""
-    if frame.child is None:
+    if frame.child is None and frame.walk is None:
         return None if frame.done is None else {"done": frame.done}
     return to_tree(position_of(frame))
 
@@ -166,11 +198,19 @@ def to_tree(pos: Position | None) -> Any:
         return None
     if type(pos) is Done:
         return {"done": pos.name}
+    if type(pos) is InGraph:
+        tree: dict[str, Any] = to_tree(pos.at) or {}
+        tree["steps"] = pos.steps
+        if pos.limit is not None:
+            tree["limit"] = pos.limit
+        if pos.ended:
+            tree["end"] = True
+        return tree
     if type(pos) is InNested:
         return _add_writes({"at": pos.name, "in": to_tree(pos.inner)}, pos.writes)
     if type(pos) is InCase:
-        tree = {"at": pos.name, "case": pos.case, "in": to_tree(pos.inner)}
-        return _add_writes(tree, pos.writes)
+        case = {"at": pos.name, "case": pos.case, "in": to_tree(pos.inner)}
+        return _add_writes(case, pos.writes)
     assert type(pos) is InParallel
     return {"at": pos.name, "items": [_item_tree(item) for item in pos.items]}
 
@@ -201,6 +241,8 @@ def from_tree(tree: Any, prefix: str = "") -> Position | None:
     bad = InvalidCheckpointError(f"malformed resume position at {prefix or 'top level'}")
     if not isinstance(tree, dict):
         raise bad
+    if "steps" in tree:
+        return _graph_level(tree, prefix, bad)
     if "done" in tree:
         if not isinstance(tree["done"], str):
             raise bad
@@ -225,6 +267,24 @@ def from_tree(tree: Any, prefix: str = "") -> Position | None:
             raise _items_changed(prefix + name)
         return InParallel(name, tuple(_item(saved, here) for saved in items))
     return InNested(name, from_tree(tree.get("in"), here), writes)
+
+
+def _graph_level(tree: dict[str, Any], prefix: str, bad: Exception) -> InGraph:
+    steps, limit, ended = tree["steps"], tree.get("limit"), tree.get("end", False)
+    if (
+        type(steps) is not int
+        or steps < 0
+        or (limit is not None and (type(limit) is not int or limit < 1))
+        or (ended is not True and ended is not False)
+    ):
+        raise bad
+    rest = {k: v for k, v in tree.items() if k not in _GRAPH_KEYS}
+    at = from_tree(rest, prefix) if rest else None
+    assert type(at) is not InGraph  # its tree has no "steps" left
+    return InGraph(steps, at, limit, ended)
+
+
+_GRAPH_KEYS = frozenset({"steps", "limit", "end"})
 
 
 def _item(saved: Any, here: str) -> ItemDone | ItemRunning | None:
@@ -273,6 +333,10 @@ def rename_position(
     """
     if pos is None or not renamed:
         return pos
+    if type(pos) is InGraph:
+        at = rename_position(pos.at, renamed, prefix)
+        assert type(at) is not InGraph
+        return InGraph(pos.steps, at, pos.limit, pos.ended)
     old_path = prefix + pos.name
     name = pos.name
     if old_path in renamed:
@@ -330,11 +394,29 @@ def check_position(pipeline: Pipeline, pos: Position | None) -> None:
     _check(pipeline, pos, "", pipeline)
 
 
+def _level(prefix: str) -> str:
+    return f"step {prefix[:-1]!r}" if prefix else "the top level"
+
+
 def _check(pipeline: Pipeline, pos: Position | None, prefix: str, root: Pipeline) -> None:
+    graph = pipeline.routes() is not None
+    if type(pos) is InGraph:
+        if not graph:
+            raise CheckpointMismatchError(
+                f"the checkpoint was taken in a graph at {_level(prefix)}, but "
+                f"{root.name!r} has a pipeline there now"
+            )
+        pos = pos.at
+    elif graph and pos is not None:
+        raise CheckpointMismatchError(
+            f"the checkpoint was taken in a pipeline at {_level(prefix)}, but "
+            f"{root.name!r} has a graph there now"
+        )
     if pos is None:
         return
     name = pos.name
-    node = next((n for n in pipeline.nodes if n.name == name), None)
+    index = pipeline.index_of(name)
+    node = None if index is None else pipeline.nodes[index]
     if node is None:
         raise CheckpointMismatchError(
             f"the checkpoint's step {prefix + name!r} does not exist in pipeline "

@@ -27,6 +27,7 @@ class Run:
         "error_hooks",
         "handlers",
         "last_step",
+        "max_steps",
         "persister",
         "quiet",
         "records",
@@ -64,6 +65,8 @@ class Run:
         self.persister: Any = None  # set for durable runs (stores)
         # step paths left out of debug logs and the summary (log=False); set when logging
         self.quiet: frozenset[str] = frozenset()
+        # a graph's max_steps given on resume (run_checkpoint/resume), for the top-level graph
+        self.max_steps: int | None = None
 
     def snapshot(self, step_name: str | None = None) -> str:
         """Encode the current state as a checkpoint string."""

@@ -1,24 +1,44 @@
 """How a step ends: completed (recorded, persisted, announced) or failed (hooks, error mode).
 
+Also the two steps that need no level of their own: a transform, and a
+function item of a parallel step.
+
 Generators like the engine's: they yield commands and never perform them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter as _clock
 from types import MappingProxyType
 from typing import Any
 
-from stepkit.engine._attempts import merge
-from stepkit.engine._commands import DONE, ENDED, STOPPED, Emit, ErrorHooks, Gen, Persist
+from stepkit.engine._attempts import call_with_policy, check_output, merge
+from stepkit.engine._commands import (
+    DONE,
+    ENDED,
+    STOPPED,
+    Emit,
+    ErrorHooks,
+    Gen,
+    Persist,
+    StartHooks,
+)
 from stepkit.engine._frames import Frame, ItemState, item_output
-from stepkit.engine._run import Run, log
+from stepkit.engine._run import Run, StepFailure, log
 from stepkit.errors import StepFailedError
-from stepkit.events import StepEvent
-from stepkit.pipeline._plan import Node, Policy
+from stepkit.events import StepEvent, StepStartEvent
+from stepkit.pipeline._plan import FnItem, Node, Policy
 
-__all__ = ["complete", "complete_container", "complete_item", "failed", "record_failure"]
+__all__ = [
+    "complete",
+    "complete_container",
+    "complete_item",
+    "failed",
+    "record_failure",
+    "run_fn_item",
+    "run_transform",
+]
 
 
 def complete(
@@ -134,7 +154,7 @@ def failed(
     if policy.on_error == "raise":
         run.records.append((path, "failed", 0.0, attempts, exc))  # for the summary
         raise StepFailedError(
-            f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
+            failure_message(path, attempts, exc),
             step_name=path,
             attempts=attempts,
             context=frame.ctx,
@@ -142,6 +162,17 @@ def failed(
             run_id=run.run_id,
         ) from exc
     return (yield from record_failure(run, frame, node, policy, path, exc, attempts))
+
+
+def failure_message(path: str, attempts: int, exc: BaseException) -> str:
+    """What a :class:`StepFailedError` says: the step, its attempts, the cause, and a hint."""
+    message = f"step {path!r} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}"
+    if isinstance(exc, TypeError) and "'mappingproxy' object does not support item" in str(exc):
+        message += (
+            " (the context a step receives is read-only: return the changes instead, "
+            "e.g. `return {'key': value}`)"
+        )
+    return message
 
 
 def record_failure(
@@ -160,3 +191,48 @@ def record_failure(
     if run.persister is not None:
         yield _persist(run, frame, path, None, ())
     return ENDED if policy.on_error == "skip_remaining" else DONE
+
+
+def run_transform(run: Run, frame: Frame, node: Node, policy: Policy, path: str) -> Gen:
+    """A transform: its function returns the whole new context, which replaces it."""
+    t0 = _clock()
+    item = node.items[0]
+    assert isinstance(item, FnItem)
+    out, attempts = yield from call_with_policy(item.fn, frame.view, policy, path)
+    if not isinstance(out, Mapping):
+        raise StepFailure(
+            TypeError(
+                f"transform {path!r} returned {type(out).__name__}; a transform must "
+                "return the whole new context as a mapping (use .step() to return "
+                "only the changes"
+                + ("; return {} to clear the context on purpose)" if out is None else ")")
+            ),
+            attempts,
+        )
+    new = dict(out)
+    removed = tuple(k for k in frame.ctx if k not in new) if run.persister is not None else ()
+    frame.ctx.clear()
+    frame.ctx.update(new)
+    if frame.written is not None:
+        frame.written.update(new)
+    return (yield from complete(run, frame, node.name, path, new, _clock() - t0, attempts, removed))
+
+
+def run_fn_item(
+    run: Run,
+    state: ItemState,
+    fn: Callable[..., Any],
+    view: Mapping[str, Any],
+    policy: Policy,
+    path: str,
+) -> Gen:
+    """One function item of a parallel step: a step of its own, named ``<step>/<item>``."""
+    if run.debug and path not in run.quiet:
+        log.debug("step %s starting", path)
+    if run.start_hooks:
+        yield StartHooks(run.start_hooks, StepStartEvent(path, view, run.run_id))
+    t0 = _clock()
+    out, attempts = yield from call_with_policy(fn, view, policy, path)
+    if out is not None:
+        check_output(out, path, attempts)
+    return (yield from complete_item(run, state, path, view, out, _clock() - t0, attempts))

@@ -12,8 +12,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stepkit.errors import InvalidArgumentError, PipelineDefinitionError
+from stepkit.errors import PipelineDefinitionError
 from stepkit.pipeline._options import (
+    DEFAULT_NAME,
+    HOOK_OPTIONS,
+    PIPELINE_OPTIONS,
     UNSET,
     ErrorMode,
     Hook,
@@ -24,7 +27,9 @@ from stepkit.pipeline._options import (
     Secret,
     Unset,
     When,
+    checked_options,
     given,
+    step_options,
 )
 from stepkit.pipeline._paths import MAX_NESTING, check_paths, nesting, shape, walk_paths
 from stepkit.pipeline._plan import (
@@ -36,23 +41,19 @@ from stepkit.pipeline._plan import (
     as_hooks,
     check_name,
     check_options,
-    resolve_policy,
+    compile_level,
 )
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from stepkit.pipeline._options import PipelineOptions
+    from stepkit.pipeline._routes import Routes
 
-_HOOK_OPTIONS = ("on_step_complete", "on_step_start", "on_error")
-_POLICY_DEFAULTS = ("retries", "retry_delay", "retry_on", "timeout", "merge", "parallel_mode")
 _B = TypeVar("_B", bound="PipelineBuilder")
 
 # appending to a shared node list is check-then-act: one builder at a time
 _APPEND = threading.Lock()
-
-#: The name of a pipeline created without one.
-DEFAULT_NAME = "pipeline"
 
 
 def _fn_name(fn: Callable[..., Any], position: int) -> str:
@@ -137,7 +138,7 @@ class PipelineBuilder:
             merge=merge,
             parallel_mode=parallel_mode,
         )
-        self._init(name, (), _checked_options(name, options))
+        self._init(name, (), checked_options(name, options))
 
     def _init(
         self,
@@ -214,30 +215,7 @@ class PipelineBuilder:
         before the step; their outputs merge in argument order. The step
         options are described in docs/policies.md.
         """
-        if (
-            when is UNSET
-            and retries is UNSET
-            and retry_delay is UNSET
-            and retry_on is UNSET
-            and timeout is UNSET
-            and on_error is UNSET
-            and merge is UNSET
-            and parallel_mode is UNSET
-            and log is UNSET
-        ):  # the common call: no options (building is O(1) per step; keep it cheap)
-            options: dict[str, Any] = {}
-        else:
-            options = given(
-                when=when,
-                retries=retries,
-                retry_delay=retry_delay,
-                retry_on=retry_on,
-                timeout=timeout,
-                on_error=on_error,
-                merge=merge,
-                parallel_mode=parallel_mode,
-                log=log,
-            )
+        options = step_options(locals())
         if not isinstance(name, str):
             if items:
                 raise PipelineDefinitionError(
@@ -256,7 +234,7 @@ class PipelineBuilder:
         where = f"step {name!r}"
         if not items:
             raise PipelineDefinitionError(f"{where} has no step function or pipeline")
-        built = _items(items, where)
+        built = build_items(items, where)
         opts = check_options(options, where) if options else options
         if ("retries" in opts or "timeout" in opts) and all(isinstance(i, PipeItem) for i in built):
             raise PipelineDefinitionError(
@@ -286,17 +264,7 @@ class PipelineBuilder:
 
         ``transform("name", fn)``, or ``transform(fn)`` named after the function.
         """
-        options = given(
-            when=when,
-            retries=retries,
-            retry_delay=retry_delay,
-            retry_on=retry_on,
-            timeout=timeout,
-            on_error=on_error,
-            merge=merge,
-            parallel_mode=parallel_mode,
-            log=log,
-        )
+        options = step_options(locals())
         if fn is None and callable(name) and not isinstance(name, PipelineBuilder):
             fn, name = name, _fn_name(name, self._len + 1)
         check_name(name)
@@ -331,17 +299,7 @@ class PipelineBuilder:
         The chosen case's steps are named ``<branch>/<case>/<step>``; the
         ``default`` target, if given, is the case ``"default"``.
         """
-        options = given(
-            when=when,
-            retries=retries,
-            retry_delay=retry_delay,
-            retry_on=retry_on,
-            timeout=timeout,
-            on_error=on_error,
-            merge=merge,
-            parallel_mode=parallel_mode,
-            log=log,
-        )
+        options = step_options(locals())
         check_name(name)
         where = f"branch {name!r}"
         if not callable(on):
@@ -367,18 +325,18 @@ class PipelineBuilder:
 
         Takes the keyword options of the constructor; an unknown one is a ``TypeError``.
         """
-        unknown = set(options) - _PIPELINE_OPTIONS
+        unknown = set(options) - PIPELINE_OPTIONS
         if unknown:
             raise TypeError(
                 f"with_options() got unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
-                f"valid options are {', '.join(sorted(_PIPELINE_OPTIONS))}"
+                f"valid options are {', '.join(sorted(PIPELINE_OPTIONS))}"
             )
         return self._replaced(options)
 
     def _replaced(self: _B, options: Mapping[str, Any]) -> _B:
         new = object.__new__(type(self))
         merged = {**self._options, **options}
-        new._init(self._name, self.nodes, _checked_options(self._name, merged))
+        new._init(self._name, self.nodes, checked_options(self._name, merged))
         return new
 
     def with_hooks(
@@ -405,7 +363,7 @@ class PipelineBuilder:
         """A copy without these handlers (in every hook list they were added to)."""
         kept = {
             name: tuple(h for h in self._options[name] if h not in handlers)
-            for name in _HOOK_OPTIONS
+            for name in HOOK_OPTIONS
             if name in self._options
         }
         return self._replaced(kept)
@@ -435,6 +393,13 @@ class PipelineBuilder:
     def options(self) -> Mapping[str, Any]:
         return self._options
 
+    def index_of(self, name: str) -> int | None:
+        """The position of the top-level step ``name``, or ``None``: O(1), for resuming."""
+        index = self._names.get(name)
+        if index is None or index >= self._len or self._shared[index].name != name:
+            return None
+        return index
+
     def describe(self) -> list[str]:
         """The names of the top-level steps, in order."""
         return [n.name for n in self.nodes]
@@ -458,6 +423,13 @@ class PipelineBuilder:
         assert self._fingerprint is not None
         return self._fingerprint
 
+    def routes(self) -> Routes | None:
+        """How the level moves on: ``None`` for a pipeline (the next node, in order).
+
+        A graph's compiled plan returns its :class:`~stepkit.pipeline._routes.Routes`.
+        """
+        return None
+
     def policies(self) -> tuple[Policy, ...]:
         """The resolved policy of each top-level node (cached)."""
         return self._compile()[0]
@@ -471,21 +443,7 @@ class PipelineBuilder:
 
     def _compile(self) -> tuple[tuple[Policy, ...], tuple[Callable[..., Any] | None, ...]]:
         if self._compiled is None:
-            defaults = {k: self._options[k] for k in _POLICY_DEFAULTS if k in self._options}
-            policies = tuple(resolve_policy(defaults, n.options) for n in self.nodes)
-            plain = tuple(
-                n.items[0].fn
-                if n.kind == "step"
-                and len(n.items) == 1
-                and isinstance(n.items[0], FnItem)
-                and p.when is None
-                and not p.retries
-                and p.timeout is None
-                and p.merge == "override"
-                else None
-                for n, p in zip(self.nodes, policies, strict=True)
-            )
-            object.__setattr__(self, "_compiled", (policies, plain))
+            object.__setattr__(self, "_compiled", compile_level(self.nodes, self._options))
         assert self._compiled is not None
         return self._compiled
 
@@ -499,7 +457,7 @@ class PipelineBuilder:
         return to_mermaid(self)
 
 
-def _items(items: Sequence[Any], where: str) -> tuple[Item, ...]:
+def build_items(items: Sequence[Any], where: str) -> tuple[Item, ...]:
     out: list[Item] = []
     for position, item in enumerate(items, 1):
         if isinstance(item, PipelineBuilder):
@@ -525,61 +483,3 @@ def _target(target: Any, where: str) -> PipelineBuilder:
     raise PipelineDefinitionError(
         f"{where}: a branch target must be a Pipeline or a step function, got {target!r}"
     )
-
-
-_PIPELINE_OPTIONS = frozenset(
-    {
-        "on_step_complete",
-        "on_step_start",
-        "on_error",
-        "log",
-        "secret",
-        "version",
-        "migrations",
-        "renamed",
-        "compress_threshold",
-        *_POLICY_DEFAULTS,
-    }
-)
-
-
-def _checked_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate pipeline options once, at build time; normalise hooks and keys."""
-    check_name(name, "pipeline name")
-    opts = dict(options)
-    for hook in _HOOK_OPTIONS:
-        if hook in opts:
-            opts[hook] = as_hooks(opts[hook], hook)
-    defaults = {k: opts[k] for k in _POLICY_DEFAULTS if k in opts}
-    opts.update(check_options(defaults, f"Pipeline({name!r})"))
-    version = opts.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
-        raise PipelineDefinitionError(f"version= must be a str or int, got {version!r}")
-    threshold = opts.get("compress_threshold")
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0
-    ):
-        raise PipelineDefinitionError(
-            f"compress_threshold= must be a size in bytes (int >= 0) or None, got {threshold!r}"
-        )
-    if "migrations" in opts or "renamed" in opts:
-        from stepkit.checkpoints._migrations import check_migration_options
-
-        check_migration_options(opts, name)
-    if opts.get("secret") is not None:
-        if name == DEFAULT_NAME:
-            raise PipelineDefinitionError(
-                "a signed pipeline needs a name of its own: Pipeline('orders', secret=...). "
-                f"Unnamed pipelines are all called {DEFAULT_NAME!r}, so one would accept "
-                "checkpoints signed for another that shares the key"
-            )
-        # loaded here, not at import: signing is not needed to build most pipelines
-        from stepkit.checkpoints._envelope import normalize_keys
-
-        try:  # normalised once: a tuple of keys, newest first
-            opts["secret"] = normalize_keys(opts["secret"])
-        except InvalidArgumentError as exc:
-            raise PipelineDefinitionError(f"Pipeline({name!r}): {exc}") from None
-    else:
-        opts.pop("secret", None)
-    return opts

@@ -1,4 +1,4 @@
-"""The types of the builder's keyword options, and the marker of an option not given.
+"""The builder's keyword options: their types, the marker of one not given, and their checks.
 
 Signatures are explicit (an IDE completes them, ``mypy --strict`` catches a
 misspelt one); :data:`UNSET` tells "not given, inherit the default" apart from
@@ -10,6 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
+
+from stepkit.errors import InvalidArgumentError, PipelineDefinitionError
+from stepkit.pipeline._plan import POLICY_DEFAULT_NAMES, as_hooks, check_name, check_options
 
 __all__ = [
     "UNSET",
@@ -23,7 +26,13 @@ __all__ = [
     "Secret",
     "Unset",
     "When",
+    "DEFAULT_NAME",
+    "HOOK_OPTIONS",
+    "PIPELINE_OPTIONS",
+    "checked_options",
+    "STEP_OPTION_NAMES",
     "given",
+    "step_options",
 ]
 
 
@@ -74,6 +83,32 @@ class PipelineOptions(TypedDict, total=False):
     parallel_mode: ParallelMode
 
 
+#: The keyword options of ``step``, ``transform`` and ``branch`` (the fields of a policy).
+STEP_OPTION_NAMES = (
+    "when",
+    "retries",
+    "retry_delay",
+    "retry_on",
+    "timeout",
+    "on_error",
+    "merge",
+    "parallel_mode",
+    "log",
+)
+
+
+def step_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The step options a builder method was given, from its ``locals()``: those not UNSET.
+
+    A method without some option (a graph node has no ``when=``) simply lacks the name.
+    """
+    return {
+        name: value
+        for name in STEP_OPTION_NAMES
+        if (value := arguments.get(name, UNSET)) is not UNSET
+    }
+
+
 def given(**options: Any) -> dict[str, Any]:
     """The options that were given: neither :data:`UNSET` nor (for hooks and the like) ``None``.
 
@@ -87,3 +122,70 @@ def given(**options: Any) -> dict[str, Any]:
 
 
 _NONE_IS_A_CHOICE = frozenset({"timeout", "compress_threshold"})
+
+
+#: The name of a pipeline created without one.
+DEFAULT_NAME = "pipeline"
+HOOK_OPTIONS = ("on_step_complete", "on_step_start", "on_error")
+PIPELINE_OPTIONS = frozenset(
+    {
+        "on_step_complete",
+        "on_step_start",
+        "on_error",
+        "log",
+        "secret",
+        "version",
+        "migrations",
+        "renamed",
+        "compress_threshold",
+        *POLICY_DEFAULT_NAMES,
+    }
+)
+
+
+def checked_options(
+    name: str, options: Mapping[str, Any], kind: str = "Pipeline", unnamed: str = DEFAULT_NAME
+) -> dict[str, Any]:
+    """Validate the options of a pipeline (or a graph: ``kind``) once, at build time.
+
+    Hooks and signing keys are normalised; messages name ``kind(name)``.
+    """
+    where = f"{kind}({name!r})"
+    check_name(name, "pipeline name")
+    opts = dict(options)
+    for hook in HOOK_OPTIONS:
+        if hook in opts:
+            opts[hook] = as_hooks(opts[hook], hook)
+    defaults = {k: opts[k] for k in POLICY_DEFAULT_NAMES if k in opts}
+    opts.update(check_options(defaults, where))
+    version = opts.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
+        raise PipelineDefinitionError(f"version= must be a str or int, got {version!r}")
+    threshold = opts.get("compress_threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0
+    ):
+        raise PipelineDefinitionError(
+            f"compress_threshold= must be a size in bytes (int >= 0) or None, got {threshold!r}"
+        )
+    if "migrations" in opts or "renamed" in opts:
+        from stepkit.checkpoints._migrations import check_migration_options
+
+        check_migration_options(opts, where)
+    if opts.get("secret") is not None:
+        if name == unnamed:
+            raise PipelineDefinitionError(
+                f"a signed {kind.lower()} needs a name of its own: {kind}('orders', secret=...). "
+                f"Unnamed ones are all called {unnamed!r}, so one would accept "
+                "checkpoints signed for another that shares the key"
+            )
+        # loaded here, not at import: signing is not needed to build most pipelines
+        from stepkit.checkpoints._envelope import normalize_keys
+
+        try:  # normalised once: a tuple of keys, newest first
+            opts["secret"] = normalize_keys(opts["secret"])
+        except InvalidArgumentError as exc:
+            raise PipelineDefinitionError(f"{where}: {exc}") from None
+    else:
+        opts.pop("secret", None)
+    return opts

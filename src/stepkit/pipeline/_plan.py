@@ -1,15 +1,17 @@
 """The immutable parts a pipeline is made of: nodes, items and step policies.
 
 The builder validates and creates them; the engine only reads them. Nothing
-here runs user code.
+here runs user code. They are ``NamedTuple`` classes: immutable like frozen
+dataclasses, but cheaper to create (a pipeline of n steps makes n of each)
+and to import (no ``dataclasses`` at ``import stepkit``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from stepkit.errors import PipelineDefinitionError
 
@@ -27,8 +29,7 @@ MERGE_MODES = ("override", "error", "warn", "skip")
 PARALLEL_MODES = ("all", "settled")
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(NamedTuple):
     """The resolved options of one step (step options over pipeline defaults)."""
 
     when: Any = None
@@ -43,20 +44,18 @@ class Policy:
     log: bool = True
 
 
-POLICY_OPTIONS = frozenset(f.name for f in fields(Policy))
+POLICY_OPTIONS = frozenset(Policy._fields)
 DEFAULT_POLICY = Policy()
 
 
-@dataclass(frozen=True, slots=True)
-class FnItem:
+class FnItem(NamedTuple):
     """A step function; ``name`` is its path segment when it runs in parallel."""
 
     name: str
     fn: Callable[..., Any]
 
 
-@dataclass(frozen=True, slots=True)
-class PipeItem:
+class PipeItem(NamedTuple):
     """A nested pipeline; its steps are named ``<step>/<inner step>``."""
 
     pipeline: Pipeline
@@ -65,8 +64,7 @@ class PipeItem:
 Item = FnItem | PipeItem
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     """One named step at one pipeline level.
 
     ``kind`` is ``"step"`` (one or more items), ``"transform"`` (one function
@@ -77,7 +75,7 @@ class Node:
     name: str
     kind: Literal["step", "transform", "branch"]
     items: tuple[Item, ...] = ()
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = MappingProxyType({})
     selector: Callable[..., Any] | None = None
     cases: tuple[tuple[str, Pipeline], ...] = ()
 
@@ -176,7 +174,11 @@ def _non_negative(value: object) -> bool:
     )
 
 
-def _check_retry_on(value: object, where: str) -> RetryOn:
+def retry_on_of(value: object) -> RetryOn | None:
+    """``retry_on=`` as a policy holds it (a tuple of types, or a predicate); None if invalid.
+
+    Shared by pipelines and workflows, which raise their own error for None.
+    """
     if isinstance(value, type) and issubclass(value, BaseException):
         return (value,)
     if (
@@ -187,10 +189,17 @@ def _check_retry_on(value: object, where: str) -> RetryOn:
         return value
     if callable(value):
         return value
-    raise PipelineDefinitionError(
-        f"{where}: retry_on= must be an exception type, a tuple of them, or a "
-        f"callable(exc) -> bool, got {value!r}"
-    )
+    return None
+
+
+RETRY_ON_HELP = "retry_on= must be an exception type, a tuple of them, or a callable(exc) -> bool"
+
+
+def _check_retry_on(value: object, where: str) -> RetryOn:
+    checked = retry_on_of(value)
+    if checked is None:
+        raise PipelineDefinitionError(f"{where}: {RETRY_ON_HELP}, got {value!r}")
+    return checked
 
 
 def resolve_policy(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> Policy:
@@ -198,3 +207,30 @@ def resolve_policy(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> P
     if not defaults and not options:
         return DEFAULT_POLICY
     return Policy(**{**defaults, **options})
+
+
+def compile_level(
+    nodes: tuple[Node, ...], options: Mapping[str, Any]
+) -> tuple[tuple[Policy, ...], tuple[Callable[..., Any] | None, ...]]:
+    """Decide once what running a level needs: each node's resolved policy, and its function
+    if it is a plain step (one function, no policy) that the engine may run on its short path.
+    """
+    defaults = {k: options[k] for k in POLICY_DEFAULT_NAMES if k in options}
+    policies = tuple(resolve_policy(defaults, n.options) for n in nodes)
+    plain = tuple(
+        n.items[0].fn
+        if n.kind == "step"
+        and len(n.items) == 1
+        and isinstance(n.items[0], FnItem)
+        and p.when is None
+        and not p.retries
+        and p.timeout is None
+        and p.merge == "override"
+        else None
+        for n, p in zip(nodes, policies, strict=True)
+    )
+    return policies, plain
+
+
+#: Pipeline options that are defaults for every step's policy.
+POLICY_DEFAULT_NAMES = ("retries", "retry_delay", "retry_on", "timeout", "merge", "parallel_mode")

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from stepkit.stores._base import BaseStore, Change
 from stepkit.stores._memory import MemoryStore
 from stepkit.stores._protocol import AsyncStore, Store, is_async_store, is_store
-from stepkit.stores._records import RunRecord, RunStatus, VersionKind, VersionRecord, rebuild
+from stepkit.stores._records import (
+    RunRecord,
+    RunStatus,
+    SignalRecord,
+    VersionKind,
+    VersionRecord,
+    rebuild,
+)
 from stepkit.stores._transitions import PurgeRule, newest_first
 
 if TYPE_CHECKING:
@@ -38,6 +45,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "SQLiteStore",
+    "SignalRecord",
     "Store",
     "VersionKind",
     "VersionRecord",

@@ -11,15 +11,22 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from stepkit.stores._records import RunRecord, RunStatus, VersionRecord
-from stepkit.stores._sync_base import Change, Loaded, SyncBase
+from stepkit.stores._records import (
+    RunRecord,
+    RunStatus,
+    SignalRecord,
+    VersionKind,
+    VersionRecord,
+)
+from stepkit.stores._sync_base import Change, Loaded
+from stepkit.stores._wake_base import DeliveryStatus, WakeBase
 
 __all__ = ["BaseStore", "Change"]
 
 _B = TypeVar("_B", bound="BaseStore")
 
 
-class BaseStore(SyncBase):
+class BaseStore(WakeBase):
     """The base of every store: subclass it and implement the primitives below.
 
     **Required primitives** (by primary key; each must be atomic):
@@ -39,17 +46,22 @@ class BaseStore(SyncBase):
     - ``_purge(rule)``: delete every run for which ``rule.matches(record, self.now())``
       (checked under the lock); return how many.
     - ``_version(run_id, number)``: one version, snapshot included, or ``None``.
+    - for durable workflows: ``_deliver`` and ``_signals`` (the signal mailbox;
+      see :class:`~stepkit.stores._wake_base.WakeBase`). A store without them
+      runs everything but workflows that wait for signals or invoke children.
 
     **Optional** (defaults here): ``_history(run_id)`` (``None`` for no such run;
     the default reads versions one by one), ``_close()``, ``_append`` (the
-    per-step hot path, by default an ``_update``), ``_chain`` (the versions a
+    per-step hot path, by default an ``_update``; ``_append_step`` is its
+    field-by-field form, which receives ``kind="op"`` for workflow ops), ``_chain`` (the versions a
     rebuild reads, by default one ``_version`` per link), ``_claim_and_load`` (a
     resume's claim and read, by default an ``_update`` then a ``_chain``; one
     transaction where the backend can) and ``_acall`` (how the
     async twins run the sync methods: a worker thread by default). List the
     backend's own exception types in ``_backend_errors`` so that they surface as
     :class:`StoreError`. A natively async backend may instead override the
-    ``a``-prefixed methods (see :class:`AsyncStore`)::
+    ``a``-prefixed methods (see :class:`AsyncStore`). ``_due`` and ``_waiting``
+    (the queries of workflow workers) default to a scan of :meth:`_list`::
 
         class MyStore(BaseStore):
             def _get(self, run_id): ...
@@ -70,6 +82,7 @@ class BaseStore(SyncBase):
         recover: bool = False,
         expect_version: int | None = None,
         dead_owner: str | None = None,
+        due: bool = False,
     ) -> RunRecord:
         """Async :meth:`claim`."""
         return await self._acall(
@@ -80,6 +93,7 @@ class BaseStore(SyncBase):
             recover=recover,
             expect_version=expect_version,
             dead_owner=dead_owner,
+            due=due,
         )
 
     async def aclaim_and_load(
@@ -128,6 +142,7 @@ class BaseStore(SyncBase):
         created_at: float,
         owner: str,
         lease: float | None,
+        kind: VersionKind = "step",
     ) -> None:
         """Async :meth:`save_step`."""
         return await self._acall(
@@ -143,13 +158,53 @@ class BaseStore(SyncBase):
             created_at,
             owner,
             lease,
+            kind,
         )
 
     async def afinish(
-        self, run_id: str, *, owner: str, status: RunStatus, error: str | None = None
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        status: RunStatus,
+        error: str | None = None,
+        wake_at: float | None = None,
+        waiting_for: str | None = None,
     ) -> RunRecord:
         """Async :meth:`finish`."""
-        return await self._acall(self.finish, run_id, owner=owner, status=status, error=error)
+        return await self._acall(
+            self.finish,
+            run_id,
+            owner=owner,
+            status=status,
+            error=error,
+            wake_at=wake_at,
+            waiting_for=waiting_for,
+        )
+
+    async def acancel(self, run_id: str, *, reason: str | None = None) -> RunRecord:
+        """Async :meth:`cancel`."""
+        return await self._acall(self.cancel, run_id, reason=reason)
+
+    async def adeliver(
+        self, run_id: str, signal: str, data: str, *, idempotency_key: str | None = None
+    ) -> DeliveryStatus:
+        """Async :meth:`deliver`."""
+        return await self._acall(
+            self.deliver, run_id, signal, data, idempotency_key=idempotency_key
+        )
+
+    async def asignals(self, run_id: str) -> builtins.list[SignalRecord]:
+        """Async :meth:`signals`."""
+        return await self._acall(self.signals, run_id)
+
+    async def adue(self, *, limit: int | None = None) -> builtins.list[RunRecord]:
+        """Async :meth:`due`."""
+        return await self._acall(self.due, limit=limit)
+
+    async def awaiting(self, signal: str, *, limit: int | None = None) -> builtins.list[RunRecord]:
+        """Async :meth:`waiting`."""
+        return await self._acall(self.waiting, signal, limit=limit)
 
     async def aget(self, run_id: str) -> RunRecord | None:
         """Async :meth:`get`."""

@@ -11,7 +11,7 @@ from typing import ParamSpec, TypeVar
 
 from stepkit.errors import RunConflictError, RunNotFoundError
 from stepkit.stores._base import BaseStore, Change
-from stepkit.stores._records import RunRecord, VersionRecord
+from stepkit.stores._records import RunRecord, SignalRecord, VersionRecord
 from stepkit.stores._transitions import PurgeRule, newest_first
 
 __all__ = ["MemoryStore"]
@@ -34,6 +34,7 @@ class MemoryStore(BaseStore):
         self._lock = Lock()
         self._runs: dict[str, RunRecord] = {}
         self._versions: dict[str, dict[int, VersionRecord]] = {}
+        self._mail: dict[str, builtins.list[SignalRecord]] = {}
 
     async def _acall(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         return fn(*args, **kwargs)  # dict operations under a short lock: no thread needed
@@ -70,8 +71,31 @@ class MemoryStore(BaseStore):
             runs = builtins.list(self._runs.values())  # a dict keeps the creation order
         return newest_first(runs, pipeline=pipeline, status=status, limit=limit)
 
+    def _deliver(self, signal: SignalRecord, change: Change) -> RunRecord | None:
+        run_id = signal.run_id
+        with self._lock:
+            box = self._mail.get(run_id, [])
+            key = signal.idempotency_key
+            if key is not None and any(m.idempotency_key == key for m in box):
+                return None
+            record = self._runs.get(run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+            now = self._clock()
+            self._runs[run_id] = change(record, now)
+            box.append(dataclasses.replace(signal, seq=len(box) + 1, created_at=now))
+            self._mail[run_id] = box
+            return record
+
+    def _signals(self, run_id: str) -> builtins.list[SignalRecord] | None:
+        with self._lock:
+            if run_id not in self._runs:
+                return None
+            return builtins.list(self._mail.get(run_id, ()))
+
     def _delete(self, run_id: str) -> bool:
         with self._lock:
+            self._mail.pop(run_id, None)
             self._versions.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None
 
@@ -82,6 +106,7 @@ class MemoryStore(BaseStore):
             for run_id in doomed:
                 del self._runs[run_id]
                 self._versions.pop(run_id, None)
+                self._mail.pop(run_id, None)
         return len(doomed)
 
     def _version(self, run_id: str, version: int) -> VersionRecord | None:

@@ -15,28 +15,44 @@ from typing import Any, Literal
 from stepkit._checks import check_count, check_id, check_seconds
 from stepkit.errors import InvalidArgumentError, StoreError
 
+builtins_list = list
+
 __all__ = [
     "RUN_STATUSES",
     "VERSION_KINDS",
     "RunRecord",
     "RunStatus",
+    "SignalRecord",
     "VersionKind",
     "VersionRecord",
     "check_id",
     "check_seconds",
     "check_status",
     "check_version_number",
+    "check_wake",
     "rebuild",
     "run_from_json",
     "run_problem",
     "run_to_json",
+    "signals_from_json",
+    "signals_to_json",
     "version_problem",
 ]
 
-RunStatus = Literal["running", "paused", "completed", "failed"]
-RUN_STATUSES: tuple[RunStatus, ...] = ("running", "paused", "completed", "failed")
-VersionKind = Literal["start", "step", "override"]
-VERSION_KINDS: tuple[VersionKind, ...] = ("start", "step", "override")
+RunStatus = Literal["running", "paused", "completed", "failed", "sleeping", "waiting", "cancelled"]
+RUN_STATUSES: tuple[RunStatus, ...] = (
+    "running",
+    "paused",
+    "completed",
+    "failed",
+    "sleeping",
+    "waiting",
+    "cancelled",
+)
+#: Statuses of a run that nobody holds and that becomes due at its ``wake_at`` (workflows).
+SUSPENDED: tuple[RunStatus, ...] = ("sleeping", "waiting")
+VersionKind = Literal["start", "step", "override", "op"]
+VERSION_KINDS: tuple[VersionKind, ...] = ("start", "step", "override", "op")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +62,13 @@ class RunRecord:
     ``version`` is the latest persisted version (0 before any), ``owner`` and
     ``lease_until`` describe the claim while the run is ``running``, and
     ``meta`` is opaque JSON text written by the engine.
+
+    Workflow runs also use ``wake_at`` and ``waiting_for``: a ``sleeping`` or
+    ``waiting`` run is *due* once ``wake_at <= now`` (a ``waiting`` run with no
+    ``wake_at`` waits until a signal comes); ``waiting_for`` holds the signal
+    names it waits on, one per line. A signal delivered while the run is
+    ``running`` sets ``wake_at`` (a "poke"), so that the run, if it then
+    suspends to wait, is due at once; a claim clears both.
     """
 
     run_id: str
@@ -60,6 +83,34 @@ class RunRecord:
     owner: str | None
     lease_until: float | None
     meta: str
+    wake_at: float | None = None
+    waiting_for: str | None = None
+
+    def waits_for(self, signal: str) -> bool:
+        """Whether this run is ``waiting`` on ``signal``."""
+        return (
+            self.status == "waiting"
+            and self.waiting_for is not None
+            and signal in self.waiting_for.split("\n")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """One message in a run's signal mailbox (workflows), in delivery order.
+
+    ``seq`` numbers the run's messages from 1, ``data`` is the JSON text the
+    codec produced, ``idempotency_key`` de-duplicates deliveries (``None``:
+    never a duplicate). Stores never change or consume a message: which ones
+    were consumed is recorded by the run's own versions.
+    """
+
+    run_id: str
+    seq: int
+    signal: str
+    data: str
+    idempotency_key: str | None
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +122,8 @@ class VersionRecord:
     this version (or ``None``), ``position`` the opaque resume position.
     ``kind`` says what wrote it: ``"start"`` for the first version of a run,
     ``"step"`` for a persisted step, ``"override"`` for the ``override_data``
-    of a resume, persisted before the next step runs.
+    of a resume, persisted before the next step runs, ``"op"`` for a completed
+    workflow operation (``step_name`` is its key ``"id#n"``).
     """
 
     run_id: str
@@ -107,6 +159,22 @@ def check_status(value: object, allowed: tuple[str, ...] = RUN_STATUSES) -> None
         raise InvalidArgumentError(f"status must be one of {', '.join(allowed)}; got {value!r}")
 
 
+def check_wake(status: object, wake_at: object, waiting_for: object) -> None:
+    """The wake time and awaited signals of a run suspended by ``finish()``."""
+    if status not in SUSPENDED:
+        raise InvalidArgumentError(
+            f"wake_at= and waiting_for= are for status sleeping or waiting, not {status!r}"
+        )
+    if status == "sleeping" and wake_at is None:
+        raise InvalidArgumentError("a sleeping run needs wake_at= (the time it is due)")
+    if wake_at is not None and not _is_time(wake_at):
+        raise InvalidArgumentError(f"wake_at= must be a time stamp or None, got {wake_at!r}")
+    if waiting_for is not None and (status != "waiting" or not isinstance(waiting_for, str)):
+        raise InvalidArgumentError(
+            f"waiting_for= is a str of signal names for a waiting run, got {waiting_for!r}"
+        )
+
+
 def check_version_number(value: object, name: str, minimum: int) -> None:
     """A version number or count >= ``minimum``, or ``None``."""
     if value is not None:
@@ -131,6 +199,8 @@ def run_problem(record: object) -> str | None:
         ("owner", r.owner is None or (isinstance(r.owner, str) and r.owner != "")),
         ("lease_until", _optional(_is_time, r.lease_until)),
         ("meta", isinstance(r.meta, str)),
+        ("wake_at", _optional(_is_time, r.wake_at)),
+        ("waiting_for", _optional(_is_str, r.waiting_for)),
     )
     for name, ok in checks:
         if not ok:
@@ -241,15 +311,52 @@ def rebuild(versions: Sequence[VersionRecord]) -> tuple[dict[str, Any], VersionR
 _RUN_FIELDS = tuple(field.name for field in fields(RunRecord))
 
 
+_SIGNAL_FIELDS = tuple(field.name for field in fields(SignalRecord))
+
+
+def signals_to_json(messages: Sequence[SignalRecord]) -> str:
+    """The JSON text of a mailbox (used by file-like backends)."""
+    return json.dumps([{n: getattr(m, n) for n in _SIGNAL_FIELDS} for m in messages])
+
+
+def signals_from_json(text: str | bytes, where: str) -> builtins_list[SignalRecord]:
+    """Parse :func:`signals_to_json` output read from storage; bad data is a StoreError."""
+    try:
+        items = json.loads(text)
+        found = [SignalRecord(**{n: item[n] for n in _SIGNAL_FIELDS}) for item in items]
+    except (ValueError, RecursionError, KeyError, TypeError) as exc:
+        raise StoreError(f"corrupt signal mailbox in {where}") from exc
+    for i, m in enumerate(found, 1):
+        if (
+            m.seq != i
+            or not isinstance(m.signal, str)
+            or not isinstance(m.data, str)
+            or not _optional(_is_str, m.idempotency_key)
+            or not _is_time(m.created_at)
+        ):
+            raise StoreError(f"corrupt signal mailbox in {where}: message {i}")
+    return found
+
+
 def run_to_json(record: RunRecord) -> dict[str, Any]:
     """The JSON-ready form of a run record (used by file-like backends)."""
     return {name: getattr(record, name) for name in _RUN_FIELDS}
 
 
+#: Fields added since the first format: absent in older files, they take their defaults.
+_OPTIONAL_FIELDS = frozenset({"wake_at", "waiting_for"})
+
+
 def run_from_json(data: Mapping[str, Any], where: str) -> RunRecord:
     """Parse :func:`run_to_json` output read from storage; bad data is a StoreError."""
     try:
-        record = RunRecord(**{name: data[name] for name in _RUN_FIELDS})
+        record = RunRecord(
+            **{
+                name: data[name]
+                for name in _RUN_FIELDS
+                if name in data or name not in _OPTIONAL_FIELDS
+            }
+        )
     except (KeyError, TypeError) as exc:
         raise StoreError(f"corrupt run record in {where}: missing field {exc}") from exc
     problem = run_problem(record)

@@ -9,67 +9,34 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import random
 import sqlite3
-import threading
-import time
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from typing import Literal, TypeVar
 
-from stepkit.errors import (
-    InvalidArgumentError,
-    RunConflictError,
-    RunNotFoundError,
-    StoreError,
-)
+from stepkit.errors import RunConflictError, RunNotFoundError
 from stepkit.stores import _transitions
-from stepkit.stores._base import BaseStore, Change
+from stepkit.stores._base import Change
 from stepkit.stores._chain import checked_chain, target_version
-from stepkit.stores._records import (
-    RunRecord,
-    VersionRecord,
-    check_seconds,
-    run_to_json,
-)
+from stepkit.stores._records import RunRecord, VersionRecord, run_to_json
+from stepkit.stores._sqlite_connection import Handle
 from stepkit.stores._sqlite_sql import (
     APPEND,
     CHAIN,
-    GET_RUN,
     HISTORY_COLUMNS,
     PURGE_CANDIDATES,
     RUN_COLUMNS,
-    SCHEMA,
     VERSION_FIELDS,
     is_busy,
     list_query,
-    migrate,
     run_row,
     version_row,
 )
+from stepkit.stores._sqlite_wake import SQLiteWake
 from stepkit.stores._sync_base import Loaded
 from stepkit.stores._transitions import PurgeRule
 
 __all__ = ["SQLiteStore"]
 
-_T = TypeVar("_T")
 
-
-class _Handle:
-    """One thread's connection; closed when that thread ends and drops it."""
-
-    __slots__ = ("__weakref__", "db")
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __del__(self) -> None:
-        with suppress(Exception):
-            self.db.close()
-
-
-class SQLiteStore(BaseStore):
+class SQLiteStore(SQLiteWake):
     """A store in one SQLite file (WAL mode), safe for many threads and processes.
 
     ``synchronous`` chooses durability. ``"FULL"`` (the default, as in SQLite
@@ -90,123 +57,10 @@ class SQLiteStore(BaseStore):
 
     _backend_errors = (sqlite3.Error, OSError, UnicodeError)
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        synchronous: Literal["NORMAL", "FULL"] = "FULL",
-        busy_timeout: float = 30.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(clock=clock)
-        if synchronous not in ("NORMAL", "FULL"):
-            raise InvalidArgumentError(
-                f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}"
-            )
-        check_seconds(busy_timeout, "busy_timeout", allow_zero=True)
-        self._path = os.fspath(path)
-        self._synchronous = synchronous
-        self._timeout = float(busy_timeout)
-        self._local = threading.local()
-        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
-        self._handles_lock = threading.Lock()
-        self._pid = os.getpid()
-        self._forked: builtins.list[object] = []
-        # ":memory:" is per connection, so all threads share one, one at a time.
-        self._shared_lock = threading.Lock() if self._path == ":memory:" else None
-        self._shared: _Handle | None = None
-        with self._guard("open"):
-            if self._shared_lock is not None:
-                self._shared = self._open()
-            self._transaction(self._create_schema)
-
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r}, synchronous={self._synchronous!r})"
 
-    # -- connections and transactions ------------------------------------------------------
-
-    def _open(self) -> _Handle:
-        db = sqlite3.connect(
-            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            mode = self._retry(lambda: db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
-            if mode not in ("wal", "memory"):
-                raise StoreError(f"SQLiteStore could not enable WAL mode (got {mode!r})")
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-        except BaseException:
-            db.close()
-            raise
-        handle = _Handle(db)
-        with self._handles_lock:
-            self._handles.add(handle)
-        return handle
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        if self._shared_lock is not None:
-            with self._shared_lock:
-                assert self._shared is not None
-                yield self._shared.db
-            return
-        if self._pid != os.getpid():
-            # Forked: a child must never use (nor close) its parent's connections.
-            self._forked.append((self._local, self._handles))
-            self._local, self._handles = threading.local(), weakref.WeakSet()
-            self._pid = os.getpid()
-        handle: _Handle | None = getattr(self._local, "handle", None)
-        if handle is None:
-            handle = self._local.handle = self._open()
-        yield handle.db
-
-    def _retry(self, attempt: Callable[[], _T]) -> _T:
-        """Call ``attempt`` again while SQLite reports busy, until ``busy_timeout``."""
-        deadline = time.monotonic() + self._timeout
-        delay = 0.001
-        while True:
-            try:
-                return attempt()
-            except sqlite3.Error as exc:
-                if not is_busy(exc) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.1)
-
-    def _transaction(self, body: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
-        """Run ``body`` in one transaction (IMMEDIATE when writing), retrying when busy."""
-
-        def attempt() -> _T:
-            with self._connection() as db:
-                try:
-                    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                    result = body(db)
-                    db.execute("COMMIT")
-                    return result
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-
-        return self._retry(attempt)
-
-    @staticmethod
-    def _create_schema(db: sqlite3.Connection) -> None:
-        for statement in SCHEMA:
-            db.execute(statement)
-        migrate(db)
-
-    def _close(self) -> None:
-        with self._handles_lock:
-            handles = builtins.list(self._handles)
-        for handle in handles:
-            handle.db.close()
-
     # -- primitives ------------------------------------------------------------------------
-
-    @staticmethod
-    def _row(db: sqlite3.Connection, run_id: str) -> RunRecord | None:
-        row = db.execute(GET_RUN, (run_id,)).fetchone()
-        return None if row is None else run_row(row)
 
     @staticmethod
     def _insert_version(db: sqlite3.Connection, v: VersionRecord) -> None:
@@ -253,7 +107,8 @@ class SQLiteStore(BaseStore):
         updated = db.execute(
             "UPDATE stepkit_runs SET status = :status, version = :version, "
             "step_name = :step_name, error = :error, updated_at = :updated_at, "
-            "owner = :owner, lease_until = :lease_until "
+            "owner = :owner, lease_until = :lease_until, wake_at = :wake_at, "
+            "waiting_for = :waiting_for "
             "WHERE run_id = :run_id AND status = :was_status AND owner IS :was_owner",
             {**run_to_json(new), "was_status": record.status, "was_owner": record.owner},
         ).rowcount
@@ -339,7 +194,7 @@ class SQLiteStore(BaseStore):
             with self._connection() as db:
                 return int(db.execute(APPEND, params).rowcount)
 
-        handle: _Handle | None = getattr(self._local, "handle", None)
+        handle: Handle | None = getattr(self._local, "handle", None)
         try:  # the common case first: this thread's open connection, no retry machinery
             if handle is not None and self._shared_lock is None and self._pid == os.getpid():
                 inserted = handle.db.execute(APPEND, params).rowcount
@@ -366,15 +221,6 @@ class SQLiteStore(BaseStore):
 
         return self._read(body)
 
-    def _read(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``body`` outside an explicit transaction (one statement), retrying when busy."""
-
-        def attempt() -> _T:
-            with self._connection() as db:
-                return body(db)
-
-        return self._retry(attempt)
-
     def _list(
         self, pipeline: str | None, status: str | None, limit: int | None
     ) -> builtins.list[RunRecord]:
@@ -388,6 +234,7 @@ class SQLiteStore(BaseStore):
     def _delete(self, run_id: str) -> bool:
         def body(db: sqlite3.Connection) -> bool:
             db.execute("DELETE FROM stepkit_versions WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM stepkit_signals WHERE run_id = ?", (run_id,))
             return db.execute("DELETE FROM stepkit_runs WHERE run_id = ?", (run_id,)).rowcount == 1
 
         return self._transaction(body)
@@ -401,6 +248,7 @@ class SQLiteStore(BaseStore):
             rows = db.execute(PURGE_CANDIDATES, (expired_before, stale_before)).fetchall()
             doomed = [(r.run_id,) for r in map(run_row, rows) if rule.matches(r, now)]
             db.executemany("DELETE FROM stepkit_versions WHERE run_id = ?", doomed)
+            db.executemany("DELETE FROM stepkit_signals WHERE run_id = ?", doomed)
             db.executemany("DELETE FROM stepkit_runs WHERE run_id = ?", doomed)
             return len(doomed)
 

@@ -11,13 +11,18 @@ from stepkit.errors import StoreError
 from stepkit.stores._records import RunRecord, VersionRecord, run_problem, version_problem
 
 #: Columns added since the first schema, as (table, column, definition): see ``migrate``.
-ADDED_COLUMNS = (("stepkit_versions", "kind", "TEXT NOT NULL DEFAULT 'step'"),)
+ADDED_COLUMNS = (
+    ("stepkit_versions", "kind", "TEXT NOT NULL DEFAULT 'step'"),
+    ("stepkit_runs", "wake_at", "REAL"),
+    ("stepkit_runs", "waiting_for", "TEXT"),
+)
 SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS stepkit_runs (
     run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
     version INTEGER NOT NULL, step_name TEXT, error TEXT, created_at REAL NOT NULL,
-    updated_at REAL NOT NULL, expires_at REAL, owner TEXT, lease_until REAL, meta TEXT NOT NULL
+    updated_at REAL NOT NULL, expires_at REAL, owner TEXT, lease_until REAL, meta TEXT NOT NULL,
+    wake_at REAL, waiting_for TEXT
 )
 """,
     """
@@ -55,9 +60,33 @@ CREATE TABLE IF NOT EXISTS stepkit_versions (
     # run's latest version is now read from the versions table instead (see RUN_SELECT).
     "DROP TRIGGER IF EXISTS stepkit_versions_advance",
 )
+# Made after ``migrate`` (they index columns an older database gains there).
+WAKE_SCHEMA = (
+    # the signal mailbox of workflow runs: messages are never changed nor consumed here
+    """
+CREATE TABLE IF NOT EXISTS stepkit_signals (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, signal TEXT NOT NULL, data TEXT NOT NULL,
+    idempotency_key TEXT, created_at REAL NOT NULL, PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID
+""",
+    """
+CREATE UNIQUE INDEX IF NOT EXISTS stepkit_signals_key ON stepkit_signals (run_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL
+""",
+    # due(): suspended runs by wake time; partial, so running runs never touch it
+    """
+CREATE INDEX IF NOT EXISTS stepkit_runs_due ON stepkit_runs (wake_at)
+    WHERE status IN ('sleeping', 'waiting') AND wake_at IS NOT NULL
+""",
+    # waiting(): who waits on a signal name
+    """
+CREATE INDEX IF NOT EXISTS stepkit_runs_waiting ON stepkit_runs (waiting_for)
+    WHERE status = 'waiting'
+""",
+)
 RUN_COLUMNS = (
     "run_id, pipeline, status, version, step_name, error, created_at, updated_at, "
-    "expires_at, owner, lease_until, meta"
+    "expires_at, owner, lease_until, meta, wake_at, waiting_for"
 )
 # A run as it stands: its row, advanced by its latest version if that is newer (a step
 # saved by APPEND). ``FROM stepkit_runs AS r`` and a WHERE on ``r`` follow it.
@@ -72,7 +101,7 @@ SELECT r.run_id, r.pipeline, r.status,
     r.expires_at, r.owner,
     CASE WHEN {_NEWER} THEN COALESCE(v.renew_lease, r.lease_until) ELSE r.lease_until END
         AS lease_until,
-    r.meta"""
+    r.meta, r.wake_at, r.waiting_for"""
 LATEST = """LEFT JOIN stepkit_versions AS v ON v.run_id = r.run_id
     AND v.version = (SELECT max(version) FROM stepkit_versions WHERE run_id = r.run_id)"""
 GET_RUN = f"{RUN_SELECT} FROM stepkit_runs AS r {LATEST} WHERE r.run_id = ?1"
@@ -101,6 +130,22 @@ SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE expires_at < ?1 AND status != 'runn
 UNION SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE updated_at < ?2 AND status != 'running'
 UNION SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST} WHERE r.status = 'running')
     WHERE expires_at < ?1 OR updated_at < ?2
+"""
+DUE = f"""
+SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST}
+    WHERE r.status IN ('sleeping', 'waiting') AND r.wake_at IS NOT NULL AND r.wake_at <= ?1
+    ORDER BY r.wake_at LIMIT ?2)
+UNION ALL
+SELECT * FROM ({RUN_SELECT} FROM stepkit_runs AS r {LATEST}
+    WHERE r.status = 'running') WHERE lease_until <= ?1
+"""
+# Exact names through the index; runs waiting on several names (one per line) by a scan
+# of the waiting runs whose waiting_for holds a newline.
+WAITING = f"""
+SELECT {RUN_COLUMNS} FROM stepkit_runs WHERE status = 'waiting' AND (waiting_for = ?1
+    OR (instr(waiting_for, char(10)) > 0
+        AND instr(char(10) || waiting_for || char(10), char(10) || ?1 || char(10)) > 0))
+ORDER BY created_at, rowid LIMIT ?2
 """
 VERSION_FIELDS = (
     "run_id",
@@ -182,7 +227,7 @@ def migrate(db: sqlite3.Connection) -> None:
 
 
 def run_row(row: tuple[Any, ...]) -> RunRecord:
-    record = RunRecord(*row[:12])  # list() rows end with the rowid
+    record = RunRecord(*row[:14])  # list() rows end with the rowid
     problem = run_problem(record)
     if problem is not None:
         raise StoreError(f"corrupt row in stepkit_runs: {problem}")

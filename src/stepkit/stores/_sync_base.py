@@ -28,11 +28,13 @@ from stepkit.stores._chain import target_version, walk_chain
 from stepkit.stores._records import (
     RunRecord,
     RunStatus,
+    VersionKind,
     VersionRecord,
     check_id,
     check_seconds,
     check_status,
     check_version_number,
+    check_wake,
     rebuild,
     run_problem,
     version_problem,
@@ -118,9 +120,19 @@ class SyncBase:
         created_at: float,
         owner: str,
         lease: float | None,
+        kind: VersionKind = "step",
     ) -> None:
         record = VersionRecord(
-            run_id, version, parent, step_name, changes, removed, position, snapshot, created_at
+            run_id,
+            version,
+            parent,
+            step_name,
+            changes,
+            removed,
+            position,
+            snapshot,
+            created_at,
+            kind,
         )
         self._append(record, owner, lease)
 
@@ -176,10 +188,11 @@ class SyncBase:
         recover: bool = False,
         expect_version: int | None = None,
         dead_owner: str | None = None,
+        due: bool = False,
     ) -> RunRecord:
-        """See :meth:`Store.claim`."""
+        """See :meth:`Store.claim`; ``due=True`` claims only a due run (see :meth:`due`)."""
         change = _transitions.claim_change(
-            run_id, owner, lease, recover, expect_version, dead_owner
+            run_id, owner, lease, recover, expect_version, dead_owner, due
         )
         with self._guard("claim"):
             return self._update(run_id, change)
@@ -273,46 +286,62 @@ class SyncBase:
         created_at: float,
         owner: str,
         lease: float | None,
+        kind: VersionKind = "step",
     ) -> None:
-        """:meth:`append` of a step's version that stepkit built itself (``kind="step"``).
+        """:meth:`append` of a version that stepkit built itself (``kind`` ``"step"`` or ``"op"``).
 
-        The durable-run engine calls this once per persisted step with the fields
-        it made (so no record is built nor re-validated); it is not part of the
-        :class:`Store` protocol (other stores get :meth:`append`).
+        The durable-run engine calls this once per persisted step, and a
+        workflow once per op, with the fields it made (so no record is built
+        nor re-validated); it is not part of the :class:`Store` protocol (other
+        stores get :meth:`append`). A backend's ``_append_step`` receives
+        ``kind=`` only for a kind other than ``"step"``.
         """
         if self._closed:
             raise StoreError(f"{type(self).__name__} is closed")
+        fields = (run_id, version, parent, step_name, changes, removed, position, snapshot)
         try:
-            self._append_step(
-                run_id,
-                version,
-                parent,
-                step_name,
-                changes,
-                removed,
-                position,
-                snapshot,
-                created_at,
-                owner,
-                lease,
-            )
+            if kind == "step":
+                self._append_step(*fields, created_at, owner, lease)
+            else:
+                self._append_step(*fields, created_at, owner, lease, kind=kind)
         except StepkitError:
             raise
         except self._backend_errors as exc:
             raise StoreError(f"{type(self).__name__}.append() failed: {exc}") from exc
 
     def finish(
-        self, run_id: str, *, owner: str, status: RunStatus, error: str | None = None
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        status: RunStatus,
+        error: str | None = None,
+        wake_at: float | None = None,
+        waiting_for: str | None = None,
     ) -> RunRecord:
-        """See :meth:`Store.finish`."""
+        """See :meth:`Store.finish`.
+
+        ``status`` may also be ``sleeping`` (needs ``wake_at``) or ``waiting``
+        (``wake_at`` is its timeout, ``None`` for none; ``waiting_for`` the
+        signal names, one per line): the run is released until it is due.
+        """
         check_id(run_id, "run_id")
         check_id(owner, "owner")
-        check_status(status, ("paused", "completed", "failed"))
+        check_status(status, ("paused", "completed", "failed", "sleeping", "waiting"))
         if status is None:
             raise InvalidArgumentError("finish() needs a status: paused, completed or failed")
         if error is not None and not isinstance(error, str):
             raise InvalidArgumentError(f"error must be a str or None, got {error!r}")
-        change = functools.partial(_transitions.finish, owner=owner, status=status, error=error)
+        if wake_at is not None or waiting_for is not None or status in ("sleeping", "waiting"):
+            check_wake(status, wake_at, waiting_for)
+        change = functools.partial(
+            _transitions.finish,
+            owner=owner,
+            status=status,
+            error=error,
+            wake_at=wake_at,
+            waiting_for=waiting_for,
+        )
         with self._guard("finish"):
             return self._update(run_id, change)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from stepkit.errors import InvalidArgumentError, RunConflictError, RunExpiredError
 from stepkit.stores._records import (
+    SUSPENDED,
     RunRecord,
     RunStatus,
     VersionRecord,
@@ -23,13 +24,37 @@ from stepkit.stores._records import (
     check_version_number,
 )
 
-__all__ = ["PurgeRule", "append", "claim", "finish", "lease_is_live", "newest_first", "renew"]
+__all__ = [
+    "PurgeRule",
+    "append",
+    "cancel",
+    "claim",
+    "deliver",
+    "finish",
+    "is_due",
+    "lease_is_live",
+    "newest_first",
+    "renew",
+]
 
 
 def lease_is_live(record: RunRecord, now: float) -> bool:
     """Whether ``record`` is held under a lease that has not run out (``lease_until > now``)."""
     return (
         record.status == "running" and record.lease_until is not None and record.lease_until > now
+    )
+
+
+def is_due(record: RunRecord, now: float) -> bool:
+    """Whether a worker should pick ``record`` up now (see :meth:`Store.due`).
+
+    A ``sleeping`` or ``waiting`` run whose ``wake_at`` has come, or a
+    ``running`` run whose lease has run out (its process died).
+    """
+    if record.status in SUSPENDED:
+        return record.wake_at is not None and record.wake_at <= now
+    return (
+        record.status == "running" and record.lease_until is not None and record.lease_until <= now
     )
 
 
@@ -82,12 +107,17 @@ def claim(
     recover: bool,
     expect_version: int | None,
     dead_owner: str | None = None,
+    due: bool = False,
 ) -> RunRecord:
     """Return ``record`` claimed by ``owner``, or raise why it cannot be claimed.
 
-    From ``paused`` or ``failed``: always. From ``running``: only once its lease
-    has expired, or with ``recover=True`` when ``dead_owner`` is its owner or it
-    has no lease at all; a live lease is never taken over otherwise.
+    From ``paused``, ``failed``, ``sleeping`` or ``waiting``: always. From
+    ``running``: only once its lease has expired, or with ``recover=True`` when
+    ``dead_owner`` is its owner or it has no lease at all; a live lease is never
+    taken over otherwise. Never from ``completed`` or ``cancelled``. With
+    ``due=True`` only a run that :func:`is_due` (a worker's claim: of N workers
+    that saw the run due, exactly one wins). The claim clears ``wake_at`` and
+    ``waiting_for``.
     """
     run_id = record.run_id
     if record.expires_at is not None and record.expires_at < now:
@@ -98,8 +128,15 @@ def claim(
             "it moved on since it was read",
             run_id=run_id,
         )
-    if record.status == "completed":
-        raise RunConflictError(f"run {run_id!r} is completed; nothing to resume", run_id=run_id)
+    if record.status in ("completed", "cancelled"):
+        raise RunConflictError(
+            f"run {run_id!r} is {record.status}; nothing to resume", run_id=run_id
+        )
+    if due and not is_due(record, now):
+        raise RunConflictError(
+            f"run {run_id!r} is {record.status} and not due: another worker took it",
+            run_id=run_id,
+        )
     if record.status == "running":
         conflict = _running_conflict(record, now, recover=recover, dead_owner=dead_owner)
         if conflict is not None:
@@ -111,6 +148,8 @@ def claim(
         lease_until=None if lease is None else now + lease,
         error=None,
         updated_at=now,
+        wake_at=None,
+        waiting_for=None,
     )
 
 
@@ -131,6 +170,8 @@ def undo_claim(record: RunRecord, now: float, *, before: RunRecord, owner: str) 
         owner=before.owner,
         lease_until=before.lease_until,
         updated_at=before.updated_at,
+        wake_at=before.wake_at,
+        waiting_for=before.waiting_for,
     )
 
 
@@ -141,6 +182,7 @@ def claim_change(
     recover: bool,
     expect_version: int | None,
     dead_owner: str | None,
+    due: bool = False,
 ) -> Callable[[RunRecord, float], RunRecord]:
     """The claim ``store.claim(...)`` applies (see :func:`claim`), its arguments checked."""
     check_id(run_id, "run_id")
@@ -161,6 +203,7 @@ def claim_change(
         recover=bool(recover),
         expect_version=expect_version,
         dead_owner=dead_owner,
+        due=bool(due),
     )
 
 
@@ -220,14 +263,70 @@ def finish(
     owner: str,
     status: RunStatus,
     error: str | None,
+    wake_at: float | None = None,
+    waiting_for: str | None = None,
 ) -> RunRecord:
-    """Return ``record`` released with its final (or paused) ``status``."""
+    """Return ``record`` released with its final, paused or suspended ``status``.
+
+    ``sleeping``/``waiting`` keep ``wake_at`` (and ``waiting_for``); a run that
+    goes ``waiting`` after a signal came while it ran (a poke) is due at once.
+    """
     lost = _lost_claim(record, owner)
     if lost is not None:
         raise lost
+    if status not in SUSPENDED:
+        wake_at = waiting_for = None
+    elif status == "waiting" and record.wake_at is not None:
+        wake_at = record.wake_at if wake_at is None else min(wake_at, record.wake_at)
     return dataclasses.replace(
-        record, status=status, error=error, owner=None, lease_until=None, updated_at=now
+        record,
+        status=status,
+        error=error,
+        owner=None,
+        lease_until=None,
+        updated_at=now,
+        wake_at=wake_at,
+        waiting_for=waiting_for if status == "waiting" else None,
     )
+
+
+def cancel(record: RunRecord, now: float, *, reason: str | None) -> RunRecord:
+    """Return ``record`` cancelled: its holder, if any, loses the claim at its next write.
+
+    Cancelling a cancelled run changes nothing; a completed run cannot be cancelled.
+    """
+    if record.status == "cancelled":
+        return record
+    if record.status == "completed":
+        raise RunConflictError(
+            f"run {record.run_id!r} is completed; it cannot be cancelled", run_id=record.run_id
+        )
+    return dataclasses.replace(
+        record,
+        status="cancelled",
+        error=reason,
+        owner=None,
+        lease_until=None,
+        updated_at=now,
+        wake_at=None,
+        waiting_for=None,
+    )
+
+
+def deliver(record: RunRecord, now: float, *, signal: str) -> RunRecord:
+    """Return ``record`` after a signal came into its mailbox.
+
+    A run waiting on ``signal`` becomes due now; a running run is poked (see
+    :class:`RunRecord`); a completed or cancelled run takes no signal
+    (``RunConflictError``, nothing is stored).
+    """
+    if record.status in ("completed", "cancelled"):
+        raise RunConflictError(
+            f"run {record.run_id!r} is {record.status}; it takes no signal", run_id=record.run_id
+        )
+    if record.waits_for(signal) or record.status == "running":
+        return dataclasses.replace(record, wake_at=now)
+    return record
 
 
 def newest_first(

@@ -326,3 +326,80 @@ def test_expect_version_guards_a_stale_resume(workspace, capsys):
     assert "status:      paused" in run("runs", "--store", workspace, "show", "paused-1")[1]
     code, out = run(*argv, "--expect-version", "2")
     assert (code, out) == (0, "run paused-1: completed\nsteps run: b, t\n")
+
+
+@pytest.fixture
+def workflow_store(tmp_path):
+    """A SQLite store with workflow runs: one waiting for a signal, one completed, one sleeping."""
+    from stepkit.testing import FakeClock
+    from stepkit.workflows import Client, SQLiteDriver
+
+    clock = FakeClock(1_800_000_000.0)
+    client = Client(driver=SQLiteDriver(tmp_path / "wf.db"), clock=clock)
+
+    @client.workflow(id="order")
+    def order(ctx, step):
+        for item in ctx.input["items"]:
+            step.run("pack", lambda item=item: f"packed {item}")
+        when = step.now("stamp")
+        approval = step.wait_for_signal("approval", signal="approve", timeout=3600)
+        return {"approved": approval, "at": when.year}
+
+    @client.workflow(id="nap")
+    def nap(ctx, step):
+        step.sleep("cool-off", 600)
+        return "woke"
+
+    client.start_workflow(order, {"items": ["a", "b"]}, run_id="waits")
+    client.start_workflow(order, {"items": ["c"]}, run_id="done")
+    client.send_signal("approve", {"by": "ana"}, run_id="done")
+    client.run_due()
+    client.start_workflow(nap, run_id="sleeps")
+    client.store.close()
+    return f"sqlite:///{tmp_path / 'wf.db'}"
+
+
+def test_list_filters_workflow_statuses(workflow_store):
+    """--status accepts sleeping, waiting and cancelled (the statuses of workflow runs)."""
+    for status, expected in (("waiting", ["waits"]), ("sleeping", ["sleeps"]), ("cancelled", [])):
+        code, out = run("runs", "--store", workflow_store, "list", "--status", status)
+        assert code == 0
+        assert [line.split()[0] for line in out.splitlines()[1:]] == expected or (
+            expected == [] and out == "no runs\n"
+        )
+
+
+def test_show_prints_wake_time_and_awaited_signal_of_a_workflow_run(workflow_store):
+    """show of a workflow run: its workflow, when it wakes, what it waits for, its input."""
+    code, out = run("runs", "--store", workflow_store, "show", "waits")
+    assert code == 0
+    assert "workflow:    order" in out
+    assert "status:      waiting" in out
+    assert "wakes at:    2027-01-15 09:00:00" in out  # the signal's timeout: start + 1 h
+    assert "waiting for: approve" in out
+    assert "ops:         4 recorded" in out
+    assert "input:       {'items': ['a', 'b']}" in out
+    _, out = run("runs", "--store", workflow_store, "show", "sleeps")
+    assert "wakes at:    2027-01-15 08:10:00" in out
+    assert "waiting for: -" in out
+
+
+def test_history_shows_workflow_ops_readably(workflow_store):
+    """history of a workflow run: one row per op — key id#n, kind and the value it holds."""
+    code, out = run("runs", "--store", workflow_store, "history", "done")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["VERSION", "KEY", "KIND", "VALUE", "CREATED", "(UTC)"]
+    rows = [line.rsplit(maxsplit=2)[0].split(maxsplit=3) for line in lines[1:]]
+    assert rows == [
+        ["1", "-", "start", "input {'items': ['c']}"],
+        ["2", "pack#0", "run", "'packed c'"],
+        ["3", "stamp#0", "now", "2027-01-15T08:00:00+00:00"],
+        ["4", "approval#0", "signal", "waiting for approve, until 2027-01-15 09:00:00"],
+        ["5", "approval#0", "signal", "approve #1: {'by': 'ana'}"],
+        ["6", "result", "result", "{'approved': {'by': 'ana'}, 'at': 2027}"],
+    ]
+    _, out = run("runs", "--store", workflow_store, "history", "waits")
+    assert "pack#1      run     'packed b'" in out
+    _, out = run("runs", "--store", workflow_store, "history", "sleeps")
+    assert "cool-off#0  sleep  until 2027-01-15 08:10:00" in out

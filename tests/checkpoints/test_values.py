@@ -454,13 +454,21 @@ class Name(str, enum.Enum):
 @pytest.mark.parametrize(
     ("context", "path", "type_name"),
     [
-        ({"user": {"avatar": Avatar()}}, "context['user']['avatar']", "test_values.Avatar"),
-        ({"items": [0, 1, 2, Avatar()]}, "context['items'][3]", "test_values.Avatar"),
-        ({"pair": ("a", [Avatar()])}, "context['pair'][1][0]", "test_values.Avatar"),
-        ({"by_id": {7: {"x": Avatar()}}}, "context['by_id'][7]['x']", "test_values.Avatar"),
-        ({"s": frozenset({Avatar()})}, "context['s'][0]", "test_values.Avatar"),
-        ({"level": Level.LOW}, "context['level']", "test_values.Level"),
-        ({"name": [Name.ADA]}, "context['name'][0]", "test_values.Name"),
+        (
+            {"user": {"avatar": Avatar()}},
+            "context['user']['avatar']",
+            "checkpoints.test_values.Avatar",
+        ),
+        ({"items": [0, 1, 2, Avatar()]}, "context['items'][3]", "checkpoints.test_values.Avatar"),
+        ({"pair": ("a", [Avatar()])}, "context['pair'][1][0]", "checkpoints.test_values.Avatar"),
+        (
+            {"by_id": {7: {"x": Avatar()}}},
+            "context['by_id'][7]['x']",
+            "checkpoints.test_values.Avatar",
+        ),
+        ({"s": frozenset({Avatar()})}, "context['s'][0]", "checkpoints.test_values.Avatar"),
+        ({"level": Level.LOW}, "context['level']", "checkpoints.test_values.Level"),
+        ({"name": [Name.ADA]}, "context['name'][0]", "checkpoints.test_values.Name"),
         ({"f": lambda: 0}, "context['f']", "function"),
         (
             {"od": {"k": __import__("collections").OrderedDict()}},

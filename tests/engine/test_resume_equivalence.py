@@ -21,7 +21,6 @@ it is forced: inner steps before their container, and the steps of one level
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -360,19 +359,17 @@ class Parallel:
 
     ``failing`` raises on its first call. ``wait={"a2": "par/b1"}`` makes a2
     wait (in its thread, under run()) for the event of par/b1,
-    ``wait={"b1": "called:a2"}`` makes b1 wait until a2 was called, then
-    ``delay`` seconds more. Under arun() items run one after the other, in
-    order, so the order of ``order`` must agree.
+    ``wait={"b1": "called:a2"}`` makes b1 wait until a2 was called (and has
+    failed). Under arun() items run one after the other, in order, so the
+    order of ``order`` must agree. Nothing sleeps: items wait on events.
     """
 
     FINAL: ClassVar[dict[str, int]] = {"prep": 0, "a1": 1, "a2": 2, "b1": 3, "f": 4, "end": 5}
 
-    def __init__(
-        self, failing: str, order: str, wait: Mapping[str, str] | None = None, delay: float = 0
-    ) -> None:
+    def __init__(self, failing: str, order: str, wait: Mapping[str, str] | None = None) -> None:
         self.calls: Counter[str] = Counter()
         self.signals: defaultdict[str, threading.Event] = defaultdict(threading.Event)
-        self.failing, self.wait, self.delay = failing, dict(wait or {}), delay
+        self.failing, self.wait = failing, dict(wait or {})
         nested_a = Pipeline("A").step("a1", self._fn("a1")).step("a2", self._fn("a2"))
         items = {"A": nested_a, "B": Pipeline("B").step("b1", self._fn("b1")), "f": self._fn("f")}
         self.pipeline = (
@@ -389,7 +386,6 @@ class Parallel:
         def step(ctx: Mapping[str, Any]) -> dict[str, Any]:
             if name in self.wait:
                 assert self.signals[self.wait[name]].wait(5), f"{name} waited in vain"
-                time.sleep(self.delay)
             self.calls[name] += 1
             try:
                 if name == self.failing and self.calls[name] == 1:
@@ -432,7 +428,7 @@ def test_failure_in_nested_item_does_not_rerun_sibling_that_finished_first(runne
 @pytest.mark.parametrize("order", ["AB", "AfB"])
 def test_failure_in_nested_item_does_not_rerun_sibling_that_finished_later(runner, order):
     """A nested item failing: a sibling that finished after the failure does not re-run."""
-    case = Parallel("a2", order, wait={"b1": "called:a2"}, delay=0.3)
+    case = Parallel("a2", order, wait={"b1": "called:a2"})
     assert case.fail_then_resume(runner) == case.final
     assert case.calls == Counter(dict.fromkeys(case.final, 1)) + Counter(a2=1)
 

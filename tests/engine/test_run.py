@@ -66,9 +66,19 @@ class TestRunning:
         def sneaky(ctx):
             ctx["a"] = 99
 
-        with pytest.raises(StepFailedError) as info:
+        with pytest.raises(StepFailedError, match="return the changes instead") as info:
             runner.run(Pipeline("p").step("sneaky", sneaky), {"a": 1})
-        assert isinstance(info.value.__cause__, TypeError)
+        assert isinstance(info.value.__cause__, TypeError)  # the original, not re-typed
+
+    def test_writing_the_context_in_a_parallel_item_says_how_to_fix(self, runner):
+        """The read-only hint also names a parallel item that wrote into the context."""
+
+        def sneaky(ctx):
+            del ctx["a"]
+
+        p = Pipeline("p").step("both", sneaky, lambda ctx: {"b": 1})
+        with pytest.raises(StepFailedError, match="read-only: return the changes instead"):
+            runner.run(p, {"a": 1})
 
     def test_none_output_changes_nothing(self, runner):
         """A step returning None leaves the context as it is."""
@@ -128,6 +138,7 @@ class TestRunning:
         with pytest.raises(StepFailedError, match="whole new context") as info:
             runner.run(p, {"a": 1})
         assert info.value.step_name == "t"
+        assert ("return {} to clear the context on purpose" in str(info.value)) == (bad is None)
 
     def test_step_returning_a_non_mapping_names_the_step(self, runner):
         """A step must return a mapping or None; anything else names the step."""
