@@ -11,8 +11,6 @@ the run and writes it back with a compare-and-set on its revision. Needs the ext
 from __future__ import annotations
 
 import builtins
-import contextlib
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,75 +24,23 @@ from stepkit.stores import _postgres_sql as q
 from stepkit.stores import _transitions
 from stepkit.stores._base import Change
 from stepkit.stores._chain import checked_chain, target_version
-from stepkit.stores._records import RunRecord, VersionRecord, check_seconds, version_problem
-from stepkit.stores._server_base import Op, ServerStore, adrive, drive, safe_url
+from stepkit.stores._postgres_pool import AsyncPool, Lost, broken
+from stepkit.stores._records import (
+    RunRecord,
+    SignalRecord,
+    VersionRecord,
+    check_seconds,
+    version_problem,
+)
+from stepkit.stores._server_base import ServerStore
+from stepkit.stores._server_ops import Op, adrive, drive, safe_url
 from stepkit.stores._sync_base import Loaded
 from stepkit.stores._transitions import PurgeRule
+from stepkit.stores._wake_base import due_order
 
 __all__ = ["PostgresStore"]
 
 _T = TypeVar("_T")
-
-
-class _Lost(Exception):
-    """The connection broke during a request: it may or may not have been applied."""
-
-
-def _broken(conn: Any) -> bool:
-    return bool(conn.broken or conn.closed)
-
-
-class _AsyncPool:
-    """The async connections: idle ones are kept for the next call, from any event loop.
-
-    ``psycopg_pool.AsyncConnectionPool`` belongs to the event loop that opened it,
-    while a store is often shared by several (``asyncio.run`` per call, threads);
-    a psycopg ``AsyncConnection`` is not tied to a loop, so one list serves them all.
-    """
-
-    def __init__(self, conninfo: str, keep: int, timeout: float) -> None:
-        self._conninfo = conninfo
-        self._keep = keep
-        self._timeout = max(1, round(timeout))
-        self._idle: builtins.list[psycopg.AsyncConnection[Any]] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    async def get(self) -> psycopg.AsyncConnection[Any]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is not None and not _broken(conn):
-            return conn
-        return await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, connect_timeout=self._timeout
-        )
-
-    def put(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        if not _broken(conn) and idle:
-            with self._lock:
-                if not self._closed and len(self._idle) < self._keep:
-                    self._idle.append(conn)
-                    return
-        _finish(conn)
-
-    def check(self) -> None:
-        """Forget the idle connections: after a lost one, the server may have restarted."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            _finish(conn)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self.check()
-
-
-def _finish(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Close an async connection without awaiting (its socket, at once)."""
-    with contextlib.suppress(Exception):
-        conn.pgconn.finish()
 
 
 class PostgresStore(ServerStore):
@@ -138,7 +84,7 @@ class PostgresStore(ServerStore):
         self._timeout = float(timeout)
         self._max_size = max_size
         self._sql: dict[str, str] = {}
-        self._apool = _AsyncPool(url, max_size, self._timeout)
+        self._apool = AsyncPool(url, max_size, self._timeout)
         try:  # one direct connection first: an unreachable server fails fast and clearly
             with (
                 psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn,
@@ -173,7 +119,7 @@ class PostgresStore(ServerStore):
         text = str(exc).strip() or type(exc).__name__
         if self._password:
             text = text.replace(self._password, "***")
-        if isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout, _Lost)):
+        if isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout, Lost)):
             text = f"cannot reach or lost the connection to PostgreSQL: {text}"
         return StoreError(f"PostgresStore at {self._url}: {text}")
 
@@ -190,21 +136,21 @@ class PostgresStore(ServerStore):
                     try:
                         cur = c.execute(self._q(sql), params)
                     except psycopg.OperationalError as exc:
-                        if not _broken(c):
+                        if not broken(c):
                             raise
                         self._pool.putconn(c)  # discarded, being broken
                         self._pool.check()  # a restarted server broke the idle ones too
                         holder[0] = self._pool.getconn()
-                        raise _Lost(str(exc)) from exc
+                        raise Lost(str(exc)) from exc
                     return (cur.fetchall() if cur.description is not None else None), cur.rowcount
 
                 try:
-                    return drive(op, execute, (psycopg.Error, _Lost))
+                    return drive(op, execute, (psycopg.Error, Lost))
                 finally:
                     if holder[0] is not conn:  # give back the replacement, keep the original
                         self._pool.putconn(holder[0])
                         holder[0] = conn
-        except (psycopg.Error, psycopg_pool.PoolTimeout, _Lost) as exc:
+        except (psycopg.Error, psycopg_pool.PoolTimeout, Lost) as exc:
             raise self._error(exc) from exc
 
     async def _arun(self, op: Op[_T]) -> _T:
@@ -218,20 +164,20 @@ class PostgresStore(ServerStore):
                 try:
                     cur = await c.execute(self._q(sql), params)
                 except psycopg.OperationalError as exc:
-                    if not _broken(c):
+                    if not broken(c):
                         raise
                     pool.put(c)
                     pool.check()
                     holder[0] = await pool.get()
-                    raise _Lost(str(exc)) from exc
+                    raise Lost(str(exc)) from exc
                 rows = await cur.fetchall() if cur.description is not None else None
                 return rows, cur.rowcount
 
             try:
-                return await adrive(op, execute, (psycopg.Error, _Lost))
+                return await adrive(op, execute, (psycopg.Error, Lost))
             finally:
                 pool.put(holder[0])
-        except (psycopg.Error, _Lost) as exc:
+        except (psycopg.Error, Lost) as exc:
             raise self._error(exc) from exc
 
     def _close(self) -> None:
@@ -245,7 +191,7 @@ class PostgresStore(ServerStore):
         """A read: asked again, on a fresh connection, if the connection broke."""
         try:
             return (yield sql, params)
-        except _Lost:
+        except Lost:
             return (yield sql, params)
 
     def _op_get(self, run_id: str) -> Op[RunRecord | None]:
@@ -259,7 +205,7 @@ class PostgresStore(ServerStore):
             request = q.INSERT_RUN_AND_FIRST, (*q.run_params(record), *q.version_params(first))
         try:
             _, count = yield request
-        except _Lost:  # did it land? only if the run now stands as we wrote it
+        except Lost:  # did it land? only if the run now stands as we wrote it
             found = yield from self._op_get(record.run_id)
             if found == record:
                 return
@@ -271,7 +217,7 @@ class PostgresStore(ServerStore):
         rows, _ = yield from self._ask(q.GET, (run_id,))
         if not rows:
             raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-        return q.run_row(rows[0]), rows[0][12], rows[0][13]
+        return q.run_row(rows[0]), rows[0][14], rows[0][15]
 
     def _op_cas(
         self, record: RunRecord, seq: int, rev: int, new: RunRecord, version: VersionRecord | None
@@ -284,9 +230,9 @@ class PostgresStore(ServerStore):
             request = q.CAS_AND_VERSION, (*cas, *q.version_params(version))
         try:
             _, count = yield request
-        except _Lost:
+        except Lost:
             rows, _ = yield from self._ask(q.GET, (record.run_id,))
-            return bool(rows) and rows[0][12:14] == (seq, rev + 1) and q.run_row(rows[0]) == new
+            return bool(rows) and rows[0][14:16] == (seq, rev + 1) and q.run_row(rows[0]) == new
         except psycopg.errors.UniqueViolation:  # a version row left by a corrupt store
             raise RunConflictError(
                 f"run {record.run_id!r} changed concurrently", run_id=record.run_id
@@ -310,10 +256,10 @@ class PostgresStore(ServerStore):
             rows, _ = yield from self._ask(q.RUN_AND_CHAIN, {"run_id": run_id, "upto": wanted})
             if not rows:
                 raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-            record, seq, rev = q.run_row(rows[0]), rows[0][12], rows[0][13]
+            record, seq, rev = q.run_row(rows[0]), rows[0][14], rows[0][15]
             claimed = change(record, self._clock())
             target = target_version(claimed, run_id, upto)
-            chain = [q.version_row(row[14:]) for row in rows if row[14] is not None]
+            chain = [q.version_row(row[16:]) for row in rows if row[16] is not None]
             chain = checked_chain(run_id, target, chain)  # before claiming: nothing to undo
             if (yield from self._op_cas(record, seq, rev, claimed, None)):
                 return seen[-1], claimed, chain
@@ -341,7 +287,7 @@ class PostgresStore(ServerStore):
                 _, count = yield q.APPEND, params
                 if count == 1:
                     return
-            except _Lost:
+            except Lost:
                 lost = True  # landed or not: the version row says
             except psycopg.errors.UniqueViolation:
                 pass
@@ -365,7 +311,7 @@ class PostgresStore(ServerStore):
         return [q.run_row(row) for row in rows]
 
     def _op_delete(self, run_id: str) -> Op[bool]:
-        _, count = yield q.DELETE, (run_id, run_id)
+        _, count = yield q.DELETE, (run_id, run_id, run_id)
         return bool(count == 1)
 
     def _op_purge(self, rule: PurgeRule) -> Op[int]:
@@ -376,9 +322,48 @@ class PostgresStore(ServerStore):
         doomed = [row for row in rows if rule.matches(q.run_row(row), now)]
         if not doomed:
             return 0
-        ids, seqs, revs = ([row[i] for row in doomed] for i in (0, 12, 13))
+        ids, seqs, revs = ([row[i] for row in doomed] for i in (0, 14, 15))
         rows, _ = yield q.PURGE, (ids, seqs, revs)
         return int(rows[0][0])
+
+    def _op_deliver(self, signal: SignalRecord, change: Change) -> Op[RunRecord | None]:
+        run_id, key = signal.run_id, signal.idempotency_key
+        while True:
+            record, seq, rev = yield from self._read(run_id)
+            if key is not None:
+                rows, _ = yield from self._ask(q.DUPLICATE, (run_id, key))
+                if rows:
+                    return None
+            now = self._clock()
+            new = change(record, now)
+            cas = (*q.set_params(new), run_id, seq, rev)
+            message = (signal.signal, signal.data, key, now)
+            try:
+                _, count = yield q.DELIVER, (*cas, *message)
+            except Lost:
+                if key is None:  # landed or not: without a key, nothing can tell
+                    raise
+                count = 0  # the next round finds it by its key, or delivers it
+            except psycopg.errors.UniqueViolation:
+                count = 0  # a concurrent delivery with the same key: the next round says
+            if count == 1:
+                return record
+
+    def _op_signals(self, run_id: str) -> Op[builtins.list[SignalRecord] | None]:
+        rows, _ = yield from self._ask(q.EXISTS, (run_id,))
+        if not rows:
+            return None
+        rows, _ = yield from self._ask(q.SIGNALS, (run_id,))
+        return [SignalRecord(*row) for row in rows]
+
+    def _op_due(self, now: float, limit: int | None) -> Op[builtins.list[RunRecord]]:
+        rows, _ = yield from self._ask(q.DUE, {"now": now, "limit": limit})
+        found = sorted((q.run_row(row) for row in rows), key=due_order)
+        return found if limit is None else found[:limit]
+
+    def _op_waiting(self, signal: str, limit: int | None) -> Op[builtins.list[RunRecord]]:
+        rows, _ = yield from self._ask(q.WAITING, {"signal": signal, "limit": limit})
+        return [q.run_row(row) for row in rows]
 
     def _op_version(self, run_id: str, number: int) -> Op[VersionRecord | None]:
         rows, _ = yield from self._ask(q.VERSION, (run_id, number))

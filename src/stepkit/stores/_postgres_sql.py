@@ -30,8 +30,20 @@ CREATE TABLE IF NOT EXISTS {s}.stepkit_runs (
     version INTEGER NOT NULL, step_name TEXT, error TEXT,
     created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
     expires_at DOUBLE PRECISION, owner TEXT, lease_until DOUBLE PRECISION, meta TEXT NOT NULL,
-    rev BIGINT NOT NULL DEFAULT 0
+    wake_at DOUBLE PRECISION, waiting_for TEXT, rev BIGINT NOT NULL DEFAULT 0
 )""",
+    # workflows: suspended runs by wake time (due()), and a mailbox of signals per run
+    """
+CREATE INDEX IF NOT EXISTS stepkit_runs_wake
+    ON {s}.stepkit_runs (wake_at) WHERE status IN ('sleeping', 'waiting')""",
+    """
+CREATE TABLE IF NOT EXISTS {s}.stepkit_signals (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, signal TEXT NOT NULL, data TEXT NOT NULL,
+    idempotency_key TEXT, created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (run_id, seq)
+)""",
+    """
+CREATE UNIQUE INDEX IF NOT EXISTS stepkit_signals_key
+    ON {s}.stepkit_signals (run_id, idempotency_key) WHERE idempotency_key IS NOT NULL""",
     # list() reads runs that are not running in order from these partial indexes
     # (backwards); saving a step moves updated_at of a running run only, so it adds
     # no entry to them (a partial index skips rows outside its predicate).
@@ -62,7 +74,7 @@ CREATE TABLE IF NOT EXISTS {s}.stepkit_versions (
 
 RUN_COLUMNS = (
     "run_id, pipeline, status, version, step_name, error, created_at, updated_at, "
-    "expires_at, owner, lease_until, meta"
+    "expires_at, owner, lease_until, meta, wake_at, waiting_for"
 )
 VERSION_COLUMNS = (
     "run_id, version, parent, step_name, changes, removed, position, snapshot, created_at, kind"
@@ -73,7 +85,8 @@ GET = f"SELECT {RUN_COLUMNS}, seq, rev FROM {{s}}.stepkit_runs WHERE run_id = %s
 
 INSERT_RUN = (
     f"INSERT INTO {{s}}.stepkit_runs ({RUN_COLUMNS}) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING"
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (run_id) DO NOTHING"
 )
 # a run and its first version in one statement: the version only if the run was new
 INSERT_RUN_AND_FIRST = f"""
@@ -83,7 +96,8 @@ SELECT r.run_id, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM r"""
 
 _SET_RUN = (
     "status = %s, version = %s, step_name = %s, error = %s, updated_at = %s, "
-    "expires_at = %s, owner = %s, lease_until = %s, meta = %s, rev = rev + 1"
+    "expires_at = %s, owner = %s, lease_until = %s, meta = %s, wake_at = %s, "
+    "waiting_for = %s, rev = rev + 1"
 )
 # the compare-and-set every write of a run goes through (claims, renewals, finishes)
 CAS = f"UPDATE {{s}}.stepkit_runs SET {_SET_RUN} WHERE run_id = %s AND seq = %s AND rev = %s"
@@ -136,7 +150,8 @@ RUN_AND_CHAIN = (
     )
     + """
 SELECT r.run_id, r.pipeline, r.status, r.version, r.step_name, r.error, r.created_at,
-    r.updated_at, r.expires_at, r.owner, r.lease_until, r.meta, r.seq, r.rev,
+    r.updated_at, r.expires_at, r.owner, r.lease_until, r.meta, r.wake_at, r.waiting_for,
+    r.seq, r.rev,
     w.run_id, w.version, w.parent, w.step_name, w.changes, w.removed, w.position,
     w.snapshot, w.created_at, w.kind
 FROM {s}.stepkit_runs AS r
@@ -149,7 +164,8 @@ VERSION = f"SELECT {VERSION_COLUMNS} FROM {{s}}.stepkit_versions WHERE run_id = 
 HISTORY = f"SELECT {HISTORY_COLUMNS} FROM {{s}}.stepkit_versions WHERE run_id = %s ORDER BY version"
 EXISTS = "SELECT 1 FROM {s}.stepkit_runs WHERE run_id = %s"
 DELETE = """
-WITH v AS (DELETE FROM {s}.stepkit_versions WHERE run_id = %s)
+WITH v AS (DELETE FROM {s}.stepkit_versions WHERE run_id = %s),
+    m AS (DELETE FROM {s}.stepkit_signals WHERE run_id = %s)
 DELETE FROM {s}.stepkit_runs WHERE run_id = %s"""
 # purge(): the candidates through the indexes (the rule itself decides), then deleted
 # with a compare-and-set, so a run that changed since it was read is kept.
@@ -157,13 +173,40 @@ PURGE_CANDIDATES = f"""
 SELECT {RUN_COLUMNS}, seq, rev FROM {{s}}.stepkit_runs WHERE expires_at < %(expired)s
 UNION
 SELECT {RUN_COLUMNS}, seq, rev FROM {{s}}.stepkit_runs WHERE updated_at < %(stale)s"""
+# A signal into a run's mailbox, with the compare-and-set of the run (which serialises
+# deliveries: the next seq is read under the run's row lock).
+DELIVER = f"""
+WITH r AS ({CAS} RETURNING run_id)
+INSERT INTO {{s}}.stepkit_signals (run_id, seq, signal, data, idempotency_key, created_at)
+SELECT r.run_id, COALESCE((SELECT max(seq) FROM {{s}}.stepkit_signals WHERE run_id = r.run_id), 0)
+    + 1, %s, %s, %s, %s FROM r"""
+DUPLICATE = "SELECT 1 FROM {s}.stepkit_signals WHERE run_id = %s AND idempotency_key = %s"
+SIGNALS = (
+    "SELECT run_id, seq, signal, data, idempotency_key, created_at "
+    "FROM {s}.stepkit_signals WHERE run_id = %s ORDER BY seq"
+)
+# due(): suspended runs whose wake time came, and running runs whose lease ran out,
+# each in due order (the caller merges them).
+DUE = f"""
+(SELECT {RUN_COLUMNS} FROM {{s}}.stepkit_runs
+    WHERE status IN ('sleeping', 'waiting') AND wake_at <= %(now)s
+    ORDER BY wake_at, run_id LIMIT %(limit)s)
+UNION ALL
+(SELECT {RUN_COLUMNS} FROM {{s}}.stepkit_runs
+    WHERE status = 'running' AND lease_until <= %(now)s
+    ORDER BY lease_until, run_id LIMIT %(limit)s)"""
+WAITING = f"""
+SELECT {RUN_COLUMNS} FROM {{s}}.stepkit_runs
+WHERE status = 'waiting' AND %(signal)s = ANY(string_to_array(waiting_for, E'\n'))
+ORDER BY updated_at, seq LIMIT %(limit)s"""
 PURGE = """
 WITH d AS (
     DELETE FROM {s}.stepkit_runs AS r
     USING unnest(%s::text[], %s::bigint[], %s::bigint[]) AS doomed(run_id, seq, rev)
     WHERE r.run_id = doomed.run_id AND r.seq = doomed.seq AND r.rev = doomed.rev
     RETURNING r.run_id
-), v AS (DELETE FROM {s}.stepkit_versions WHERE run_id IN (SELECT run_id FROM d))
+), v AS (DELETE FROM {s}.stepkit_versions WHERE run_id IN (SELECT run_id FROM d)),
+    m AS (DELETE FROM {s}.stepkit_signals WHERE run_id IN (SELECT run_id FROM d))
 SELECT count(*) FROM d"""
 
 
@@ -211,7 +254,7 @@ def list_query(
 
 
 def run_row(row: tuple[Any, ...]) -> RunRecord:
-    record = RunRecord(*row[:12])
+    record = RunRecord(*row[:14])
     problem = run_problem(record)
     if problem is not None:
         raise StoreError(f"corrupt row in stepkit_runs: {problem}")
@@ -233,6 +276,8 @@ def run_params(record: RunRecord) -> tuple[Any, ...]:
         r.owner,
         r.lease_until,
         r.meta,
+        r.wake_at,
+        r.waiting_for,
     )
 
 
@@ -249,6 +294,8 @@ def set_params(record: RunRecord) -> tuple[Any, ...]:
         r.owner,
         r.lease_until,
         r.meta,
+        r.wake_at,
+        r.waiting_for,
     )
 
 

@@ -30,14 +30,17 @@ from stepkit.stores._base import Change
 from stepkit.stores._chain import checked_chain, target_version
 from stepkit.stores._records import (
     RunRecord,
+    SignalRecord,
     VersionRecord,
     check_seconds,
-    run_problem,
     version_problem,
 )
-from stepkit.stores._server_base import Op, ServerStore, adrive, drive, safe_url
+from stepkit.stores._redis_codec import parse_run, parse_version, run_args, text, version_args
+from stepkit.stores._server_base import ServerStore
+from stepkit.stores._server_ops import Op, adrive, drive, safe_url
 from stepkit.stores._sync_base import Loaded
 from stepkit.stores._transitions import PurgeRule
+from stepkit.stores._wake_base import due_order
 
 __all__ = ["RedisStore"]
 
@@ -47,71 +50,6 @@ _LOST = (redis.ConnectionError, redis.TimeoutError)
 
 class _Lost(Exception):
     """The connection broke during a request: it may or may not have been applied."""
-
-
-def _text(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
-
-
-def run_args(r: RunRecord) -> builtins.list[str]:
-    """The 12 JSON-encoded fields (see ``lua.FIELDS``)."""
-    return [json.dumps(getattr(r, name)) for name in lua.FIELDS]
-
-
-def version_args(v: VersionRecord | None) -> builtins.list[str]:
-    """n, json (no snapshot), link, snapshot; or four empty strings."""
-    if v is None:
-        return ["", "", "", ""]
-    body = [
-        v.run_id,
-        v.version,
-        v.parent,
-        v.step_name,
-        v.changes,
-        builtins.list(v.removed),
-        v.position,
-        v.created_at,
-        v.kind,
-    ]
-    link = "s" if v.snapshot is not None else ("" if v.parent is None else str(v.parent))
-    return [str(v.version), json.dumps(body), link, v.snapshot or ""]
-
-
-def parse_run(flat: builtins.list[bytes] | dict[bytes, bytes]) -> tuple[RunRecord, bytes, bytes]:
-    """A run hash (a dict, or a flat field/value list from a script) as a record, its
-    ``seq`` and ``rev``."""
-    h = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
-    try:
-        record = RunRecord(*(json.loads(h[name.encode()]) for name in lua.FIELDS))
-        seq, rev = h[b"seq"], h[b"rev"]
-    except (KeyError, ValueError, TypeError, RecursionError) as exc:
-        raise StoreError(f"corrupt run hash in Redis: {exc!r}") from exc
-    problem = run_problem(record)
-    if problem is not None:
-        raise StoreError(f"corrupt run hash in Redis: {problem}")
-    return record, seq, rev
-
-
-def parse_version(body: bytes, snapshot: bytes | None) -> VersionRecord:
-    try:
-        run_id, n, parent, step_name, changes, removed, position, created_at, kind = json.loads(
-            body
-        )
-        record = VersionRecord(
-            run_id,
-            n,
-            parent,
-            step_name,
-            changes,
-            tuple(removed),
-            position,
-            None if snapshot is None else snapshot.decode(),
-            created_at,
-            kind,
-        )
-    except (ValueError, TypeError, RecursionError, UnicodeError) as exc:
-        raise StoreError(f"corrupt version in Redis: {exc!r}") from exc
-    return record
 
 
 class RedisStore(ServerStore):
@@ -268,8 +206,16 @@ class RedisStore(ServerStore):
 
     @staticmethod
     def _place(record: RunRecord) -> builtins.list[str]:
-        """Raw status, raw pipeline, score, expiry: where the run is indexed."""
-        return [record.status, record.pipeline, _text(record.updated_at), _text(record.expires_at)]
+        """Raw status, raw pipeline, score, expiry, wake time, lease end: its index entries."""
+        r = record
+        return [
+            r.status,
+            r.pipeline,
+            text(r.updated_at),
+            text(r.expires_at),
+            text(r.wake_at),
+            text(r.lease_until),
+        ]
 
     def _op_insert(self, record: RunRecord, first: VersionRecord | None) -> Op[None]:
         args = [record.run_id, *run_args(record), *self._place(record), *version_args(first)]
@@ -407,6 +353,55 @@ class RedisStore(ServerStore):
             return 0
         deleted = yield ("delete", *doomed)
         return int(deleted)
+
+    def _op_deliver(self, signal: SignalRecord, change: Change) -> Op[RunRecord | None]:
+        run_id, key = signal.run_id, signal.idempotency_key
+        while True:
+            found = yield from self._read(run_id)
+            if found is None:
+                raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
+            record, seq, rev = found
+            now = self._clock()
+            new = change(record, now)
+            message = json.dumps([signal.signal, signal.data, key, now])
+            args = [run_id, seq, rev, *run_args(new), *self._place(new), *version_args(None)]
+            try:
+                done = yield ("deliver", *args, message, key or "")
+            except _Lost:
+                if key is None:  # landed or not: without a key, nothing can tell
+                    raise
+                continue  # the next round finds it by its key, or delivers it
+            if done == -1:
+                return None
+            if done == 1:
+                return record
+
+    def _op_signals(self, run_id: str) -> Op[builtins.list[SignalRecord] | None]:
+        reply = yield from self._ask("signals", run_id)
+        if reply is None:
+            return None
+        found = []
+        for seq, body in enumerate(reply, 1):
+            try:
+                name, data, key, created_at = json.loads(body)
+            except (ValueError, TypeError, RecursionError) as exc:
+                raise StoreError(f"corrupt signal mailbox of run {run_id!r} in Redis") from exc
+            found.append(SignalRecord(run_id, seq, name, data, key, created_at))
+        return found
+
+    def _op_due(self, now: float, limit: int | None) -> Op[builtins.list[RunRecord]]:
+        rows = -1 if limit is None else limit
+        woken = yield from self._ask("by_score", "i:wake", repr(now), rows)
+        expired = yield from self._ask("by_score", "i:lease", repr(now), rows)
+        found = [parse_run(flat)[0] for flat in [*woken, *expired]]
+        found = sorted((r for r in found if _transitions.is_due(r, now)), key=due_order)
+        return found if limit is None else found[:limit]
+
+    def _op_waiting(self, signal: str, limit: int | None) -> Op[builtins.list[RunRecord]]:
+        reply = yield from self._ask("list", "i:s:waiting", -1)
+        found = [r for r in (parse_run(flat)[0] for flat in reply) if r.waits_for(signal)]
+        found.reverse()  # oldest first
+        return found if limit is None else found[:limit]
 
     def _op_version(self, run_id: str, number: int) -> Op[VersionRecord | None]:
         key = self._prefix + "v:" + run_id

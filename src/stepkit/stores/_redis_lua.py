@@ -35,12 +35,14 @@ FIELDS = (
     "owner",
     "lease_until",
     "meta",
+    "wake_at",
+    "waiting_for",
 )
 
 _PRELUDE = """
 local P = ARGV[1]
 local F = {'run_id', 'pipeline', 'status', 'version', 'step_name', 'error', 'created_at',
-    'updated_at', 'expires_at', 'owner', 'lease_until', 'meta'}
+    'updated_at', 'expires_at', 'owner', 'lease_until', 'meta', 'wake_at', 'waiting_for'}
 local function member(seq, id) return string.format('%020d', seq) .. id end
 local function index_keys(status, pipeline)
     return {P .. 'i:all', P .. 'i:p:' .. pipeline, P .. 'i:s:' .. status,
@@ -51,6 +53,19 @@ local function unindex(status, pipeline, m)
 end
 local function index(status, pipeline, score, m)
     for _, k in ipairs(index_keys(status, pipeline)) do redis.call('ZADD', k, score, m) end
+end
+-- the due() indexes: suspended runs by wake time, running runs by lease end
+local function place(id, status, wake, lease)
+    if (status == 'sleeping' or status == 'waiting') and wake ~= '' then
+        redis.call('ZADD', P .. 'i:wake', wake, id)
+    else
+        redis.call('ZREM', P .. 'i:wake', id)
+    end
+    if status == 'running' and lease ~= '' then
+        redis.call('ZADD', P .. 'i:lease', lease, id)
+    else
+        redis.call('ZREM', P .. 'i:lease', id)
+    end
 end
 local function put_version(vk, n, json, link, snapshot)
     redis.call('HSET', vk, n, json, n .. 'p', link)
@@ -66,8 +81,8 @@ local function set_fields(rk, first)
 end
 """
 
-# ARGV: P, run_id, 12 fields, raw status, raw pipeline, score, expires or '',
-#       first version: n or '', json, link, snapshot
+# ARGV: P, run_id, 14 fields, raw status, raw pipeline, score, expires or '', wake_at or '',
+#       lease_until or '', first version: n or '', json, link, snapshot
 INSERT = (
     _PRELUDE
     + """
@@ -76,17 +91,19 @@ local rk = P .. 'r:' .. id
 if redis.call('EXISTS', rk) == 1 then return 0 end
 local seq = redis.call('INCR', P .. 'seq')
 set_fields(rk, 3)
-redis.call('HSET', rk, 'seq', seq, 'rev', 0, '_s', ARGV[15], '_p', ARGV[16])
-index(ARGV[15], ARGV[16], ARGV[17], member(seq, id))
-if ARGV[18] ~= '' then redis.call('ZADD', P .. 'i:exp', ARGV[18], id) end
-if ARGV[19] ~= '' then put_version(P .. 'v:' .. id, ARGV[19], ARGV[20], ARGV[21], ARGV[22]) end
+redis.call('HSET', rk, 'seq', seq, 'rev', 0, '_s', ARGV[17], '_p', ARGV[18])
+index(ARGV[17], ARGV[18], ARGV[19], member(seq, id))
+if ARGV[20] ~= '' then redis.call('ZADD', P .. 'i:exp', ARGV[20], id) end
+place(id, ARGV[17], ARGV[21], ARGV[22])
+if ARGV[23] ~= '' then put_version(P .. 'v:' .. id, ARGV[23], ARGV[24], ARGV[25], ARGV[26]) end
 return 1
 """
 )
 
 # The compare-and-set of every write of a run but a saved step.
-# ARGV: P, run_id, seq, rev, 12 fields, raw status, raw pipeline, score, expires or '',
-#       version: n or '', json, link, snapshot
+# ARGV: P, run_id, seq, rev, 14 fields, raw status, raw pipeline, score, expires or '',
+#       wake_at or '', lease_until or '', version: n or '', json, link, snapshot
+# (DELIVER adds: message JSON, idempotency key or '')
 CAS = (
     _PRELUDE
     + """
@@ -94,21 +111,31 @@ local id = ARGV[2]
 local rk = P .. 'r:' .. id
 local cur = redis.call('HMGET', rk, 'seq', 'rev', '_s', '_p')
 if not cur[1] or cur[1] ~= ARGV[3] or cur[2] ~= ARGV[4] then return 0 end
+if DELIVER and ARGV[30] ~= '' and redis.call('SISMEMBER', P .. 'mk:' .. id, ARGV[30]) == 1 then
+    return -1
+end
 local m = member(tonumber(cur[1]), id)
 unindex(cur[3], cur[4], m)
 set_fields(rk, 5)
-redis.call('HSET', rk, '_s', ARGV[17], '_p', ARGV[18])
+redis.call('HSET', rk, '_s', ARGV[19], '_p', ARGV[20])
 redis.call('HINCRBY', rk, 'rev', 1)
-index(ARGV[17], ARGV[18], ARGV[19], m)
-if ARGV[20] ~= '' then
-    redis.call('ZADD', P .. 'i:exp', ARGV[20], id)
+index(ARGV[19], ARGV[20], ARGV[21], m)
+if ARGV[22] ~= '' then
+    redis.call('ZADD', P .. 'i:exp', ARGV[22], id)
 else
     redis.call('ZREM', P .. 'i:exp', id)
 end
-if ARGV[21] ~= '' then put_version(P .. 'v:' .. id, ARGV[21], ARGV[22], ARGV[23], ARGV[24]) end
+place(id, ARGV[19], ARGV[23], ARGV[24])
+if ARGV[25] ~= '' then put_version(P .. 'v:' .. id, ARGV[25], ARGV[26], ARGV[27], ARGV[28]) end
+if DELIVER then
+    redis.call('RPUSH', P .. 'm:' .. id, ARGV[29])
+    if ARGV[30] ~= '' then redis.call('SADD', P .. 'mk:' .. id, ARGV[30]) end
+end
 return 1
 """
 )
+DELIVER = "local DELIVER = true\n" + CAS
+CAS = "local DELIVER = false\n" + CAS
 
 # Saving a step (the hot path): if this owner holds the run at the previous version,
 # store the version and advance the run, in one script.
@@ -125,7 +152,10 @@ if cur[1] ~= ARGV[3] or cur[2] ~= 'running' or tonumber(cur[3]) ~= tonumber(ARGV
 end
 put_version(P .. 'v:' .. id, ARGV[4], ARGV[8], ARGV[9], ARGV[10])
 redis.call('HSET', rk, 'version', ARGV[4], 'step_name', ARGV[5], 'updated_at', ARGV[6])
-if ARGV[7] ~= '' then redis.call('HSET', rk, 'lease_until', ARGV[7]) end
+if ARGV[7] ~= '' then
+    redis.call('HSET', rk, 'lease_until', ARGV[7])
+    redis.call('ZADD', P .. 'i:lease', ARGV[7], id)
+end
 redis.call('HINCRBY', rk, 'rev', 1)
 index('running', cur[5], ARGV[6], member(tonumber(cur[4]), id))
 return 1
@@ -214,7 +244,9 @@ for i = 2, #ARGV, 3 do
     if cur[1] and (ARGV[i + 1] == '' or (cur[1] == ARGV[i + 1] and cur[2] == ARGV[i + 2])) then
         unindex(cur[3], cur[4], member(tonumber(cur[1]), id))
         redis.call('ZREM', P .. 'i:exp', id)
-        redis.call('DEL', rk, P .. 'v:' .. id)
+        redis.call('ZREM', P .. 'i:wake', id)
+        redis.call('ZREM', P .. 'i:lease', id)
+        redis.call('DEL', rk, P .. 'v:' .. id, P .. 'm:' .. id, P .. 'mk:' .. id)
         deleted = deleted + 1
     end
 end
@@ -222,9 +254,34 @@ return deleted
 """
 )
 
+# The runs whose ids a sorted set holds with a score up to a bound, as hashes, lowest
+# first: {run hash, ...}. ARGV: P, index key (after P), max score, limit (-1: all)
+BY_SCORE = """
+local P = ARGV[1]
+local ids = redis.call('ZRANGEBYSCORE', P .. ARGV[2], '-inf', ARGV[3])
+local limit = tonumber(ARGV[4])
+local out = {}
+for _, id in ipairs(ids) do
+    local h = redis.call('HGETALL', P .. 'r:' .. id)
+    if #h > 0 then out[#out + 1] = h end
+    if limit >= 0 and #out >= limit then break end
+end
+return out
+"""
+
+# The mailbox of a run: {message JSON, ...}, or false if there is no run. ARGV: P, run_id
+SIGNALS = """
+local P = ARGV[1]
+if redis.call('EXISTS', P .. 'r:' .. ARGV[2]) == 0 then return false end
+return redis.call('LRANGE', P .. 'm:' .. ARGV[2], 0, -1)
+"""
+
 SCRIPTS = {
     "insert": INSERT,
     "cas": CAS,
+    "deliver": DELIVER,
+    "by_score": BY_SCORE,
+    "signals": SIGNALS,
     "append": APPEND,
     "run_and_chain": RUN_AND_CHAIN,
     "history": HISTORY,
