@@ -10,7 +10,8 @@ benchmarks/soak_crash.py)::
                                            [--override JSON] [--api resume|aresume]
     python tests/durable_worker.py race    KIND STORE SIDE RUN_ID [--api resume|aresume]
 
-``KIND`` is ``sqlite`` or ``file``. ``run`` starts the persisted pipeline of
+``KIND`` is ``sqlite``, ``file`` or ``url`` (``STORE`` is then a server store's
+URL). ``run`` starts the persisted pipeline of
 :func:`crash_pipeline`; ``recover`` resumes it with ``recover=True`` (naming
 the killed owner with ``--dead-owner``; with ``--go`` it first says ``ready``
 and waits for a start line; ``--ahead`` runs its store clock that many seconds
@@ -170,6 +171,12 @@ def open_kind(kind: str, path: str | os.PathLike[str], **options: Any) -> Any:
         return SQLiteStore(path, **options)
     if kind == "file":
         return FileStore(path, **options)
+    if kind == "url":  # a server store (tests/stores/test_server_durable.py): path is its URL
+        from stepkit.stores import open_store
+
+        store = open_store(str(path))
+        store._clock = options.get("clock", store._clock)  # type: ignore[attr-defined]
+        return store
     raise ValueError(f"unknown store kind {kind!r}")
 
 
@@ -265,7 +272,7 @@ def _child_race(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=("run", "recover", "race"))
-    parser.add_argument("kind", choices=("sqlite", "file"))
+    parser.add_argument("kind", choices=("sqlite", "file", "url"))
     parser.add_argument("store")
     parser.add_argument("file", help="the log file (run, recover) or side-effect file (race)")
     parser.add_argument("run_id")

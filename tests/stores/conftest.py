@@ -1,8 +1,10 @@
 """Fixtures for the store tests: every backend with a fake clock, driven sync and async.
 
-The backends are declared once, here: the built-in stores and the third-party
+The backends are declared once, here: the built-in stores, the third-party
 example of docs/stores.md (``examples/custom_store.py``), so the same contract
-suite runs against a store written outside the package.
+suite runs against a store written outside the package, and the server stores
+when ``STEPKIT_TEST_POSTGRES_URL`` / ``STEPKIT_TEST_REDIS_URL`` name real servers
+(``eval "$(.ci/servers start)"``); each test then gets its own schema or key prefix.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pytest
 
 from stepkit.stores import BaseStore, FileStore, MemoryStore, SQLiteStore
 from stepkit.testing import FakeClock
+
+from . import servers
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_store.py"
 
@@ -38,6 +42,8 @@ BACKENDS: dict[str, Callable[[Path, Callable[[], float]], BaseStore]] = {
     "file": lambda path, clock: FileStore(path / "runs", clock=clock),
     "sqlite": lambda path, clock: SQLiteStore(path / "runs.db", clock=clock),
     "example": lambda path, clock: DictStore(clock=clock),
+    "postgres": servers.postgres_store,
+    "redis": servers.redis_store,
 }
 
 
@@ -63,6 +69,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture(params=list(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> str:
+    servers.skip_unless_available(str(request.param))
     return str(request.param)
 
 
@@ -70,6 +77,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def store(backend: str, tmp_path: Path, clock: FakeClock) -> Iterator[BaseStore]:
     with BACKENDS[backend](tmp_path, clock) as opened:
         yield opened
+    servers.drop(opened)
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -81,5 +89,7 @@ def api(request: pytest.FixtureRequest, store: BaseStore) -> Iterator[Api]:
     try:
         yield Api(store, loop)
     finally:
+        if servers.is_server_store(store):  # its async pool lives on this loop
+            loop.run_until_complete(store.aclose())
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()

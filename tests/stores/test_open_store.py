@@ -76,9 +76,8 @@ def test_query_options_reach_the_store(tmp_path: Path) -> None:
     [
         ("ftp://host/x", "unknown store URL scheme 'ftp'.*memory://, file://PATH, sqlite:///PATH"),
         ("runs.db", "not a store URL"),
-        ("redis://localhost:6379/0", "redis:// store is not available yet.*optional extra"),
-        ("postgresql://u@db/runs", "postgresql:// store is not available yet"),
-        ("postgresql+psycopg://u@db/runs", "not available yet"),
+        ("redis+sentinel://localhost:6379/0", "write redis://"),
+        ("postgresql+psycopg://u@db/runs", "write postgresql://"),
         ("sqlite://:memory:", "sqlite URLs have no host"),
         ("memory://somewhere", "takes no path"),
         ("file://", "needs a folder"),
@@ -89,7 +88,7 @@ def test_query_options_reach_the_store(tmp_path: Path) -> None:
     ],
 )
 def test_unsupported_urls_explain_themselves(url: str, message: str) -> None:
-    """Unknown schemes, future backends and malformed URLs raise InvalidArgumentError."""
+    """Unknown schemes, driver-qualified schemes and malformed URLs raise InvalidArgumentError."""
     with pytest.raises(InvalidArgumentError, match=message):
         open_store(url)
 

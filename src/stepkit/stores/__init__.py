@@ -3,7 +3,9 @@
 Stores persist the JSON text the checkpoint codec produced, never pickles; pick
 one directly (``SQLiteStore("runs.db")``) or by URL with :func:`open_store`. A new
 backend subclasses :class:`BaseStore` and implements a handful of primitives
-(see ``docs/stores.md``). The file and SQLite backends load on first use.
+(see ``docs/stores.md``). The file and SQLite backends load on first use; the
+PostgreSQL and Redis ones too, and need the extras ``stepkit[postgres]`` /
+``stepkit[redis]``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from stepkit.stores._transitions import PurgeRule, newest_first
 
 if TYPE_CHECKING:
     from stepkit.stores._file import FileStore
+    from stepkit.stores._postgres import PostgresStore
+    from stepkit.stores._redis import RedisStore
     from stepkit.stores._sqlite import SQLiteStore
     from stepkit.stores._url import open_store
 
@@ -35,7 +39,9 @@ __all__ = [
     "Change",
     "FileStore",
     "MemoryStore",
+    "PostgresStore",
     "PurgeRule",
+    "RedisStore",
     "RunRecord",
     "RunStatus",
     "SQLiteStore",
@@ -50,9 +56,11 @@ __all__ = [
     "rebuild",
 ]
 
-# backends with heavy imports (sqlite3, fcntl...) load when first named
+# backends with heavy imports (sqlite3, fcntl, psycopg, redis...) load when first named
 _LAZY = {
     "FileStore": "stepkit.stores._file",
+    "PostgresStore": "stepkit.stores._postgres",
+    "RedisStore": "stepkit.stores._redis",
     "SQLiteStore": "stepkit.stores._sqlite",
     "open_store": "stepkit.stores._url",
 }

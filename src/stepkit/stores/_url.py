@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-from urllib.parse import parse_qsl
+import importlib
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
 
 from stepkit.errors import InvalidArgumentError
 from stepkit.stores._memory import MemoryStore
@@ -11,8 +12,24 @@ from stepkit.stores._protocol import Store
 
 __all__ = ["open_store"]
 
-_SUPPORTED = "memory://, file://PATH, sqlite:///PATH"
-_LATER = ("redis", "rediss", "postgres", "postgresql")
+_SUPPORTED = (
+    "memory://, file://PATH, sqlite:///PATH, postgresql://USER@HOST/DB (stepkit[postgres]), "
+    "redis://HOST:PORT/DB (stepkit[redis])"
+)
+#: scheme -> (module, class, the extra to install, the client packages it needs)
+_SERVERS = {
+    "postgresql": (
+        "stepkit.stores._postgres",
+        "PostgresStore",
+        "postgres",
+        "psycopg, psycopg_pool",
+    ),
+    "postgres": ("stepkit.stores._postgres", "PostgresStore", "postgres", "psycopg, psycopg_pool"),
+    "redis": ("stepkit.stores._redis", "RedisStore", "redis", "redis"),
+    "rediss": ("stepkit.stores._redis", "RedisStore", "redis", "redis"),
+}
+#: stepkit's own query options of a server URL (the rest goes to the driver)
+_SERVER_OPTIONS = {"PostgresStore": ("schema", "timeout"), "RedisStore": ("prefix", "timeout")}
 _TRUE = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
@@ -42,8 +59,15 @@ def open_store(url: str) -> Store:
 
     Everything after the scheme's slashes is the path, taken literally (no
     percent-decoding). Options go in the query string: ``file://runs?fsync=false``,
-    ``sqlite:///runs.db?synchronous=NORMAL&busy_timeout=5``. ``redis://`` and
-    ``postgresql://`` are reserved for the coming optional extras.
+    ``sqlite:///runs.db?synchronous=NORMAL&busy_timeout=5``.
+
+    Server stores, with their optional extras installed::
+
+        postgresql://user:pw@host:5432/db?schema=app   PostgresStore  (stepkit[postgres])
+        redis://:pw@host:6379/0?prefix=app:            RedisStore     (stepkit[redis])
+
+    Their URLs go to the driver as they are (``sslmode=``, ``rediss://`` for TLS...),
+    except stepkit's options ``schema`` / ``prefix`` and ``timeout`` (seconds).
     """
     if not isinstance(url, str):
         raise InvalidArgumentError(f"store URL must be a str, got {url!r}")
@@ -90,11 +114,43 @@ def open_store(url: str) -> Store:
         from stepkit.stores._sqlite import SQLiteStore  # loads sqlite3 only when used
 
         return SQLiteStore(path, synchronous=synchronous, busy_timeout=busy_timeout)
-    if scheme in _LATER or scheme.startswith(("redis+", "postgresql+", "postgres+")):
+    if scheme in _SERVERS:
+        return _server_store(scheme, url, rest, query)
+    if scheme.startswith(("redis+", "postgresql+", "postgres+")):
+        base = scheme.partition("+")[0]
         raise InvalidArgumentError(
-            f"the {scheme}:// store is not available yet; it will come as an optional extra "
-            f"(stepkit[redis] / stepkit[postgres]). Available now: {_SUPPORTED}"
+            f"{scheme}:// is not a store URL: write {base}://... (stepkit picks the driver)"
         )
     raise InvalidArgumentError(
         f"unknown store URL scheme {scheme!r} in {url!r}; supported: {_SUPPORTED}"
     )
+
+
+def _server_store(scheme: str, url: str, rest: str, query: str) -> Store:
+    """A PostgresStore or RedisStore, or which extra to install for it."""
+    module_name, class_name, extra, clients = _SERVERS[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidArgumentError(
+            f"the {scheme}:// store needs the optional extra stepkit[{extra}] "
+            f"(pip install 'stepkit[{extra}]', which installs {clients}): {exc}"
+        ) from exc
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise InvalidArgumentError(f"bad query string in the {scheme}:// store URL") from exc
+    ours = _SERVER_OPTIONS[class_name]
+    options: dict[str, Any] = {k: v for k, v in pairs if k in ours}
+    driver = urlencode([(k, v) for k, v in pairs if k not in ours])
+    if "timeout" in options:
+        try:
+            options["timeout"] = float(options["timeout"])
+        except ValueError:
+            raise InvalidArgumentError(
+                f"timeout must be seconds in the {scheme}:// store URL"
+            ) from None
+    store: Store = getattr(module, class_name)(
+        f"{scheme}://{rest}" + (f"?{driver}" if driver else ""), **options
+    )
+    return store
