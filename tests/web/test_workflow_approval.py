@@ -116,7 +116,11 @@ class TestWorkflowDesk:
         assert not [r for r in history(site, run_id) if " send#0 " in r]
 
     def test_double_click_on_approve_sends_once(self, site: Site, page: Page):
-        """A double click posts one or two signals with one key: one is kept, one send."""
+        """A double click posts one or two signals with one key: one is kept, one send.
+
+        Chromium posts the form once or twice; when twice, it may drop the first
+        answer (the second navigation replaces it), so only the 409 is seen.
+        """
         run_id = new_request(page, site, "Cy Diaz")
         answers: list[int] = []
         page.on(
@@ -129,7 +133,7 @@ class TestWorkflowDesk:
         outcome.wait_for()
         assert 1 <= len(answers) <= 2
         assert set(answers) <= {303, 409}
-        assert answers.count(303) == 1
+        assert answers.count(303) <= 1
         assert site.sends(run_id) == 1
         assert signals(site, run_id) == 1
         assert "sent" in outcome.inner_text()
