@@ -5,7 +5,9 @@ writes a reply, ``review`` is the human gate (the run pauses after it, persisted
 in a SQLite store), ``send`` puts the reply in the outbox if it was approved.
 :class:`StoreDesk` is everything a web handler calls; ``fastapi_app.py`` and
 ``flask_app.py`` only map HTTP to it (and :class:`RunConflictError` to 409).
-``signed_approvals.py`` is the stateless variant, without a store.
+``signed_approvals.py`` is the stateless variant, without a store;
+``workflow_approvals.py`` the durable-workflows one (a workflow that waits for
+an ``approve`` signal).
 """
 
 from __future__ import annotations

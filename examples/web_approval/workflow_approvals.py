@@ -211,7 +211,10 @@ class WorkflowDesk:
             )
         mailbox = store.signals(run_id)
         if mailbox:
-            first = json.loads(mailbox[0].data)  # untrusted text: JSON only, read with .get
+            try:  # stored text: read as JSON only, and with .get
+                first = json.loads(mailbox[0].data)
+            except ValueError:
+                first = None
             if isinstance(first, dict):
                 return _said(first) + "; the workflow is applying that decision right now."
         return f"It is {record.status}; reload the list."

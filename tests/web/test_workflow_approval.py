@@ -13,9 +13,11 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, Response
 
+from stepkit import RunConflictError
 from stepkit.cli import main as cli
+from stepkit.testing import FakeClock
 
-from .conftest import WAIT, Site
+from .conftest import KEY, START, WAIT, Settings, Site, WorkflowDesk
 from .test_web_approval import ORDER, _save, assert_redirected_after_post
 
 BASE = "/workflow"
@@ -205,3 +207,28 @@ def test_workflow_screenshot_for_the_docs(site: Site, page: Page):
     decide(page, first, "Rita", "Approve and send")
     assert "timed out" in page.locator(f"#done-{late}").inner_text()
     _save(page, "web-approval-workflow-list.png")
+
+
+def test_without_inline_runs_a_worker_advances_them(tmp_path):
+    """``inline=False``: handlers only start runs and send signals; ``run_due`` (a worker) acts."""
+    clock = FakeClock(START)
+    settings = Settings(db=tmp_path / "approvals.db", secret=KEY, approval_timeout=WAIT)
+    web = WorkflowDesk(settings, clock=clock, new_id=lambda: "wf-1", inline=False)
+    worker = WorkflowDesk(settings, clock=clock, inline=False).client  # another process's
+    try:
+        run_id = web.request("Ann Lee", ORDER)
+        assert web.pending() == []  # not drafted yet
+        assert worker.run_due() == 1
+        (waiting,) = web.pending()
+        web.decide(run_id, version=waiting.version, approved=True, approver="Alice")
+        assert web.pending() == []  # decided, not yet applied
+        assert "applying that decision right now" in web.describe(run_id)
+        assert web.outbox.messages() == []
+        with pytest.raises(RunConflictError):
+            web.decide(run_id, version=waiting.version, approved=False, approver="Bob")
+        assert worker.run_due() == 1
+        assert [m["approver"] for m in web.outbox.messages()] == ["Alice"]
+        assert web.describe(run_id).endswith("; the reply was sent.")
+    finally:
+        web.close()
+        worker.store.close()
