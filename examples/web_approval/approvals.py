@@ -5,7 +5,9 @@ writes a reply, ``review`` is the human gate (the run pauses after it, persisted
 in a SQLite store), ``send`` puts the reply in the outbox if it was approved.
 :class:`StoreDesk` is everything a web handler calls; ``fastapi_app.py`` and
 ``flask_app.py`` only map HTTP to it (and :class:`RunConflictError` to 409).
-``signed_approvals.py`` is the stateless variant, without a store.
+``signed_approvals.py`` is the stateless variant, without a store;
+``workflow_approvals.py`` the durable-workflows one (a workflow that waits for
+an ``approve`` signal).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "check_request",
     "cross_site",
     "decision",
+    "draft_reply",
     "pause_at_gate",
     "reply_pipeline",
 ]
@@ -61,16 +64,27 @@ class Settings:
       checkpoints; without it each process draws a random one (its forms then
       die with the process, and several workers cannot share them).
     - ``STEPKIT_APPROVALS_TTL`` — seconds a signed approval form stays valid (default a day).
+    - ``STEPKIT_APPROVALS_WORKFLOW_DB`` — the SQLite database of the workflow
+      variant's runs (default: ``<db>.workflows.db`` beside the runs database).
+    - ``STEPKIT_APPROVALS_TIMEOUT`` — seconds a workflow waits for a decision
+      before it gives up and sends nothing (default three days).
     """
 
     db: Path
     secret: bytes
     checkpoint_ttl: float = 86_400.0
     secret_is_random: bool = False
+    workflow_db: Path | None = None
+    approval_timeout: float = 3 * 86_400.0
 
     @property
     def outbox(self) -> Path:
         return self.db.with_name(self.db.name + ".outbox.jsonl")
+
+    @property
+    def workflows(self) -> Path:
+        """The workflow variant's database."""
+        return self.workflow_db or self.db.with_name(self.db.name + ".workflows.db")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -81,6 +95,10 @@ class Settings:
             secret=secret.encode() if secret else secrets.token_bytes(32),
             checkpoint_ttl=float(environ.get("STEPKIT_APPROVALS_TTL") or 86_400.0),
             secret_is_random=not secret,
+            workflow_db=Path(environ["STEPKIT_APPROVALS_WORKFLOW_DB"])
+            if environ.get("STEPKIT_APPROVALS_WORKFLOW_DB")
+            else None,
+            approval_timeout=float(environ.get("STEPKIT_APPROVALS_TIMEOUT") or 3 * 86_400.0),
         )
 
 
@@ -114,18 +132,22 @@ class Outbox:
         return [json.loads(line) for line in text.splitlines() if line]
 
 
+def draft_reply(customer: str, message: str) -> str:
+    """The reply a person will approve (a real app calls a language model or templates here)."""
+    subject = message.strip().splitlines()[0]
+    if len(subject) > 60:
+        subject = subject[:60].rsplit(" ", 1)[0] + "…"
+    return (
+        f"Dear {customer}, thank you for your message "
+        f"(“{subject}”). We are on it and will get back to you within a day."
+    )
+
+
 def reply_pipeline(outbox: Outbox, *, secret: bytes | None = None) -> Pipeline:
     """``draft`` → ``review`` (the gate) → ``send``; ``secret`` signs its checkpoints."""
 
     def draft(ctx: Mapping[str, Any]) -> dict[str, Any]:
-        # A real app would call a language model or a template service here.
-        subject = ctx["message"].strip().splitlines()[0]
-        if len(subject) > 60:
-            subject = subject[:60].rsplit(" ", 1)[0] + "…"
-        return {
-            "reply": f"Dear {ctx['customer']}, thank you for your message "
-            f"(“{subject}”). We are on it and will get back to you within a day."
-        }
+        return {"reply": draft_reply(ctx["customer"], ctx["message"])}
 
     def review(ctx: Mapping[str, Any]) -> None:
         """Nothing to compute: the run pauses after this step until a person decides."""
@@ -206,7 +228,7 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class Handled:
-    """A run that has been decided."""
+    """A run that has been decided (or, in the workflow variant, whose wait timed out)."""
 
     run_id: str
     customer: str
@@ -215,14 +237,18 @@ class Handled:
     approver: str
     decided_at: str
     sent: bool
+    timed_out: bool = False
 
 
 class Desk(Protocol):
-    """What the approval pages call. :class:`StoreDesk` implements it with durable runs.
+    """What the approval pages call; each app mounts the same routes for every desk.
 
-    TODO(workflows): a ``WorkflowDesk`` built on ``stepkit.workflows`` (a workflow
-    that waits for an ``approve`` signal) implements this too, in a module of its
-    own, and each app mounts the same routes for it under another prefix.
+    :class:`StoreDesk` implements it with durable pipeline runs (mounted at
+    ``/``), ``workflow_approvals.WorkflowDesk`` with a durable workflow that
+    waits for an ``approve`` signal (mounted at ``/workflow``). ``decide``
+    raises :class:`~stepkit.RunConflictError` when the request was already
+    decided (the apps answer 409) and :class:`~stepkit.RunNotFoundError` for an
+    unknown run id (404).
     """
 
     def request(self, customer: str, message: str) -> str: ...

@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from signed_approvals import SignedDesk
+from workflow_approvals import WorkflowDesk
 
 from stepkit import CheckpointError, CheckpointExpiredError, RunConflictError, RunNotFoundError
 
@@ -118,15 +119,18 @@ def invalid(exc: CheckpointError) -> Response:
     return HTMLResponse(pages.problem("Invalid approval form", text, back="/signed/"), 400)
 
 
-def create_app(desk: Desk | None = None, signed: SignedDesk | None = None) -> FastAPI:
-    """The app; without arguments both desks read their settings from the environment."""
-    if desk is None or signed is None:
+def create_app(
+    desk: Desk | None = None, signed: SignedDesk | None = None, workflow: Desk | None = None
+) -> FastAPI:
+    """The app; the desks not given read their settings from the environment."""
+    if desk is None or signed is None or workflow is None:
         settings = Settings.from_env()
         desk, signed = desk or StoreDesk(settings), signed or SignedDesk(settings)
+        workflow = workflow or WorkflowDesk(settings)
     app = FastAPI(title="stepkit approvals", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(desk_routes(desk))
     app.include_router(signed_routes(signed))
-    # TODO(workflows): app.include_router(desk_routes(WorkflowDesk(settings), "/workflow"))
+    app.include_router(desk_routes(workflow, "/workflow"))  # the durable-workflow variant
 
     @app.middleware("http")
     async def refuse_cross_site_posts(

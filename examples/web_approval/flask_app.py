@@ -18,6 +18,7 @@ from approvals import BadRequest, Desk, Settings, StoreDesk, cross_site
 from flask import Blueprint, Flask, redirect, request
 from flask.typing import ResponseReturnValue
 from signed_approvals import SignedDesk
+from workflow_approvals import WorkflowDesk
 
 from stepkit import CheckpointError, CheckpointExpiredError, RunConflictError, RunNotFoundError
 
@@ -125,15 +126,18 @@ def invalid(exc: CheckpointError) -> ResponseReturnValue:
     return pages.problem("Invalid approval form", text, back="/signed/"), 400
 
 
-def create_app(desk: Desk | None = None, signed: SignedDesk | None = None) -> Flask:
-    """The app; without arguments both desks read their settings from the environment."""
-    if desk is None or signed is None:
+def create_app(
+    desk: Desk | None = None, signed: SignedDesk | None = None, workflow: Desk | None = None
+) -> Flask:
+    """The app; the desks not given read their settings from the environment."""
+    if desk is None or signed is None or workflow is None:
         settings = Settings.from_env()
         desk, signed = desk or StoreDesk(settings), signed or SignedDesk(settings)
+        workflow = workflow or WorkflowDesk(settings)
     app = Flask(__name__)
     app.register_blueprint(desk_blueprint(desk))
     app.register_blueprint(signed_blueprint(signed))
-    # TODO(workflows): app.register_blueprint(desk_blueprint(WorkflowDesk(...), "/workflow", "wf"))
+    app.register_blueprint(desk_blueprint(workflow, "/workflow", "wf"))  # the workflow variant
 
     @app.before_request
     def refuse_cross_site_posts() -> ResponseReturnValue | None:

@@ -1,7 +1,7 @@
 """The HTML pages of both apps: plain strings, every value escaped, no JavaScript.
 
-``base`` is the path the approval routes are mounted under (``""`` for the
-store-backed desk), so the same pages can serve another desk later.
+``base`` is the path the approval routes are mounted under: ``""`` for the
+store-backed desk, ``"/workflow"`` for the durable-workflow one.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def _page(title: str, body: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><style>{_STYLE}</style></head>
 <body><nav><strong>stepkit approvals</strong>
-<a href="/">Approval desk (SQLite store)</a><a href="/signed/">Signed forms (no store)</a></nav>
+<a href="/">Approval desk (SQLite store)</a><a href="/workflow/">Durable workflow</a>
+<a href="/signed/">Signed forms (no store)</a></nav>
 <h1>{escape(title)}</h1>
 {body}
 </body></html>
@@ -103,8 +104,7 @@ def index(pending: Sequence[Pending], handled: Sequence[Handled], *, base: str =
     done_rows = "".join(
         f"""<tr id="done-{escape(h.run_id)}" class="handled">
 <td>{escape(h.customer)}<div class="muted">{escape(h.run_id)}</div></td>
-<td class="verdict">{"approved" if h.approved else "rejected"} by {escape(h.approver)}
-<div class="muted">{escape(h.decided_at)}</div></td>
+<td class="verdict">{_verdict(h)}<div class="muted">{escape(h.decided_at)}</div></td>
 <td class="sent">{"sent" if h.sent else "not sent"}</td></tr>"""
         for h in handled
     )
@@ -113,10 +113,24 @@ def index(pending: Sequence[Pending], handled: Sequence[Handled], *, base: str =
         if handled
         else '<p class="muted">Nothing decided yet.</p>'
     )
+    intro = _INTROS.get(base, "")
     return _page(
-        "Replies waiting for approval",
-        f"{waiting}<h2>Decided</h2>{decided}{_request_form(f'{base}/requests')}",
+        "Replies waiting for approval" + (" (durable workflow)" if base == "/workflow" else ""),
+        f"{intro}{waiting}<h2>Decided</h2>{decided}{_request_form(f'{base}/requests')}",
     )
+
+
+_INTROS = {
+    "/workflow": """<p class="muted" id="intro">Each request is a durable workflow run that
+drafts the reply and waits for an <code>approve</code> signal; a decision is that signal,
+sent once per request (idempotency key). A request nobody decides in time ends unsent.</p>""",
+}
+
+
+def _verdict(h: Handled) -> str:
+    if h.timed_out:
+        return "timed out: nobody decided"
+    return f"{'approved' if h.approved else 'rejected'} by {escape(h.approver)}"
 
 
 def conflict(run_id: str, what: str, *, base: str = "") -> str:

@@ -3,7 +3,8 @@
 Nothing is mocked: each app runs in a real HTTP server (uvicorn for FastAPI,
 werkzeug for Flask) in a thread of this process, over a fresh SQLite store and
 outbox in ``tmp_path``; one headless Chromium serves the whole package.
-The desks get a :class:`FakeClock` (store times, checkpoint expiry) and
+The desks get a :class:`FakeClock` (store times, checkpoint expiry, the
+workflow client's wake times and timeouts) and
 counting run ids, so pages, and the screenshots taken of them, are the same
 on every run.
 """
@@ -35,6 +36,7 @@ from approvals import Settings, StoreDesk  # noqa: E402
 from playwright.sync_api import BrowserContext, Page, sync_playwright  # noqa: E402
 from signed_approvals import SignedDesk  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
+from workflow_approvals import WorkflowDesk  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -49,6 +51,7 @@ FLAGS = [
 ]
 START = 1_900_000_000.0  # 2030-03-17 17:46:40 UTC: every page shows the same times
 TTL = 600.0
+WAIT = 3600.0  # how long a workflow waits for a decision
 KEY = b"a test key of thirty-two bytes!!"
 APPS = ["fastapi", "flask"]
 
@@ -97,6 +100,7 @@ class Site:
     url: str
     desk: StoreDesk
     signed: SignedDesk
+    workflow: WorkflowDesk
     clock: FakeClock
     settings: Settings
 
@@ -109,17 +113,21 @@ class Site:
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """Each app, served on a free loopback port over a fresh store."""
     clock = FakeClock(START)
-    settings = Settings(db=tmp_path / "approvals.db", secret=KEY, checkpoint_ttl=TTL)
-    runs, forms = itertools.count(1), itertools.count(1)
+    settings = Settings(
+        db=tmp_path / "approvals.db", secret=KEY, checkpoint_ttl=TTL, approval_timeout=WAIT
+    )
+    runs, forms, flows = itertools.count(1), itertools.count(1), itertools.count(1)
     desk = StoreDesk(settings, clock=clock, new_id=lambda: f"req-{next(runs)}")
     signed = SignedDesk(settings, clock=clock, new_id=lambda: f"sig-{next(forms)}")
+    workflow = WorkflowDesk(settings, clock=clock, new_id=lambda: f"wf-{next(flows)}")
     serve = _uvicorn if request.param == "fastapi" else _werkzeug
     module: Any = fastapi_app if request.param == "fastapi" else flask_app
     try:
-        with serve(module.create_app(desk, signed)) as url:
-            yield Site(url, desk, signed, clock, settings)
+        with serve(module.create_app(desk, signed, workflow)) as url:
+            yield Site(url, desk, signed, workflow, clock, settings)
     finally:
         desk.close()
+        workflow.close()
 
 
 @contextmanager
