@@ -172,7 +172,10 @@ class PipelineBuilder:
                 f"pipeline {self._name!r} already has a step named {node.name!r}; "
                 "step names must be unique at each level"
             )
-        depth = max(self._depth, nesting(node))
+        depth = self._depth
+        items = node.items
+        if node.cases or len(items) != 1 or type(items[0]) is not FnItem:  # not one function
+            depth = max(depth, nesting(node))
         if depth > MAX_NESTING:
             raise PipelineDefinitionError(
                 f"step {node.name!r} nests pipelines {depth} levels deep, but a checkpoint "
@@ -215,7 +218,20 @@ class PipelineBuilder:
         before the step; their outputs merge in argument order. The step
         options are described in docs/policies.md.
         """
-        options = step_options(locals())
+        if (
+            when is UNSET
+            and retries is UNSET
+            and retry_delay is UNSET
+            and retry_on is UNSET
+            and timeout is UNSET
+            and on_error is UNSET
+            and merge is UNSET
+            and parallel_mode is UNSET
+            and log is UNSET
+        ):  # the common call, kept cheap: building is O(1) per step
+            options: dict[str, Any] = {}
+        else:
+            options = step_options(locals())
         if not isinstance(name, str):
             if items:
                 raise PipelineDefinitionError(
