@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from stepkit.checkpoints._document import (
     CheckpointEncoder,
     Meta,
-    decode_with_keys,
+    decode_for_resume,
 )
 from stepkit.checkpoints._encode import to_json
 from stepkit.checkpoints._envelope import DEFAULT_COMPRESS_THRESHOLD
@@ -203,7 +203,7 @@ def _prepare_checkpoint(
     pipeline: Pipeline, checkpoint: Any, override: Any, options: RunOptions
 ) -> Prepared:
     check_override(override)
-    cp = decode_with_keys(checkpoint, pipeline_keys(pipeline))
+    cp = decode_for_resume(checkpoint, pipeline_keys(pipeline))
     if cp.pipeline != pipeline.name:
         raise CheckpointMismatchError(
             f"this checkpoint belongs to pipeline {cp.pipeline!r}, not {pipeline.name!r}"
@@ -217,11 +217,13 @@ def _prepare_checkpoint(
     # The decoder accepts only contexts the encoder can write again (tested both ways),
     # so the context is not re-encoded here: resuming stays O(1) in its size. The
     # position is re-checked: it is small, and the codec treats it as opaque JSON.
-    try:
-        to_json(cp.position, path="position")
+    position = cp.position
+    try:  # a top-level "done" position holds no values: nothing to re-check (the common case)
+        if not (type(position) is dict and "done" in position):
+            to_json(position, path="position")
     except CheckpointEncodeError as exc:
         raise InvalidCheckpointError(f"this checkpoint cannot be resumed: {exc}") from exc
-    saved = Saved(dict(cp.context), cp.position, cp.step_name, cp.version, cp.fingerprint)
+    saved = Saved(cp.context, cp.position, cp.step_name, cp.version, cp.fingerprint)
     prepared = prepare_resume(pipeline, saved, options, run_id=cp.run_id)
     apply_override(prepared, override)
     return prepared
