@@ -133,19 +133,8 @@ class Persister:
         name, changes, gone, position, snapshot = self._fields(step_name, keys, removed)
         number = self.version + 1
         if self._save_step is not None:  # our own stores: the fields, no record to re-check
-            self._save_step(
-                self.run_id,
-                number,
-                self.parent,
-                name,
-                changes,
-                gone,
-                position,
-                snapshot,
-                self.clock(),
-                self.owner,
-                self.lease,
-            )
+            row = (self.run_id, number, self.parent, name, changes, gone, position, snapshot)
+            self._save_step((*row, self.clock()), self.owner, self.lease)
         else:
             self.store.append(
                 self._record(number, name, changes, gone, position, snapshot),
@@ -184,19 +173,8 @@ class Persister:
             number = self.version + 1
             store = self.store
             if isinstance(store, BaseStore):
-                await store.asave_step(
-                    self.run_id,
-                    number,
-                    self.parent,
-                    name,
-                    changes,
-                    gone,
-                    position,
-                    snapshot,
-                    self.clock(),
-                    self.owner,
-                    self.lease,
-                )
+                row = (self.run_id, number, self.parent, name, changes, gone, position, snapshot)
+                await store.asave_step((*row, self.clock()), self.owner, self.lease)
             else:
                 record = self._record(number, name, changes, gone, position, snapshot)
                 await store.aappend(record, owner=self.owner, lease=self.lease)

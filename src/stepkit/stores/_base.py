@@ -15,6 +15,7 @@ from stepkit.stores._records import (
     RunRecord,
     RunStatus,
     SignalRecord,
+    StepRow,
     VersionKind,
     VersionRecord,
 )
@@ -130,36 +131,10 @@ class BaseStore(WakeBase):
         return await self._acall(self.append, version, owner=owner, lease=lease)
 
     async def asave_step(
-        self,
-        run_id: str,
-        version: int,
-        parent: int | None,
-        step_name: str | None,
-        changes: str,
-        removed: tuple[str, ...],
-        position: str,
-        snapshot: str | None,
-        created_at: float,
-        owner: str,
-        lease: float | None,
-        kind: VersionKind = "step",
+        self, row: StepRow, owner: str, lease: float | None, kind: VersionKind = "step"
     ) -> None:
         """Async :meth:`save_step`."""
-        return await self._acall(
-            self.save_step,
-            run_id,
-            version,
-            parent,
-            step_name,
-            changes,
-            removed,
-            position,
-            snapshot,
-            created_at,
-            owner,
-            lease,
-            kind,
-        )
+        return await self._acall(self.save_step, row, owner, lease, kind)
 
     async def afinish(
         self,

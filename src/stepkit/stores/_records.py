@@ -39,6 +39,11 @@ __all__ = [
     "version_problem",
 ]
 
+#: A version stepkit built itself, as ``BaseStore.save_step`` takes it: (run_id, version,
+#: parent, step_name, changes, removed, position, snapshot, created_at). A plain tuple:
+#: the fields of a :class:`VersionRecord` without its kind, cheap to make once per step.
+StepRow = tuple[str, int, int | None, str | None, str, tuple[str, ...], str, str | None, float]
+
 RunStatus = Literal["running", "paused", "completed", "failed", "sleeping", "waiting", "cancelled"]
 RUN_STATUSES: tuple[RunStatus, ...] = (
     "running",

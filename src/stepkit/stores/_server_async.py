@@ -28,6 +28,7 @@ from stepkit.stores._records import (
     RunRecord,
     RunStatus,
     SignalRecord,
+    StepRow,
     VersionKind,
     VersionRecord,
     check_id,
@@ -203,35 +204,11 @@ class AsyncTwins(BaseStore):
             await self._arun(self._op_append(version, owner, lease))
 
     async def asave_step(
-        self,
-        run_id: str,
-        version: int,
-        parent: int | None,
-        step_name: str | None,
-        changes: str,
-        removed: tuple[str, ...],
-        position: str,
-        snapshot: str | None,
-        created_at: float,
-        owner: str,
-        lease: float | None,
-        kind: VersionKind = "step",
+        self, row: StepRow, owner: str, lease: float | None, kind: VersionKind = "step"
     ) -> None:
         """Async :meth:`save_step`."""
-        record = VersionRecord(
-            run_id,
-            version,
-            parent,
-            step_name,
-            changes,
-            removed,
-            position,
-            snapshot,
-            created_at,
-            kind,
-        )
         with self._guard("append"):
-            await self._arun(self._op_append(record, owner, lease))
+            await self._arun(self._op_append(VersionRecord(*row, kind), owner, lease))
 
     async def afinish(
         self,

@@ -16,6 +16,7 @@ from stepkit.stores._base import Change
 from stepkit.stores._records import (
     RunRecord,
     SignalRecord,
+    StepRow,
     VersionKind,
     VersionRecord,
 )
@@ -86,33 +87,9 @@ class ServerStore(AsyncTwins):
         return self._run(self._op_waiting(signal, limit))
 
     def _append_step(
-        self,
-        run_id: str,
-        version: int,
-        parent: int | None,
-        step_name: str | None,
-        changes: str,
-        removed: tuple[str, ...],
-        position: str,
-        snapshot: str | None,
-        created_at: float,
-        owner: str,
-        lease: float | None,
-        kind: VersionKind = "step",
+        self, row: StepRow, owner: str, lease: float | None, kind: VersionKind = "step"
     ) -> None:
-        record = VersionRecord(
-            run_id,
-            version,
-            parent,
-            step_name,
-            changes,
-            removed,
-            position,
-            snapshot,
-            created_at,
-            kind,
-        )
-        self._run(self._op_append(record, owner, lease))
+        self._run(self._op_append(VersionRecord(*row, kind), owner, lease))
 
     def _claim_and_load(
         self,

@@ -15,7 +15,7 @@ from stepkit.errors import RunConflictError, RunNotFoundError
 from stepkit.stores import _transitions
 from stepkit.stores._base import Change
 from stepkit.stores._chain import checked_chain, target_version
-from stepkit.stores._records import RunRecord, VersionRecord, run_to_json
+from stepkit.stores._records import RunRecord, StepRow, VersionRecord, run_to_json
 from stepkit.stores._sqlite_connection import Handle
 from stepkit.stores._sqlite_sql import (
     APPEND,
@@ -142,37 +142,14 @@ class SQLiteStore(SQLiteWake):
 
     def _append(self, version: VersionRecord, owner: str, lease: float | None) -> None:
         v = version
-        self._append_step(
-            v.run_id,
-            v.version,
-            v.parent,
-            v.step_name,
-            v.changes,
-            v.removed,
-            v.position,
-            v.snapshot,
-            v.created_at,
-            owner,
-            lease,
-            v.kind,
-        )
+        row = (v.run_id, v.version, v.parent, v.step_name, v.changes, v.removed, v.position)
+        self._append_step((*row, v.snapshot, v.created_at), owner, lease, v.kind)
 
     def _append_step(
-        self,
-        run_id: str,
-        version: int,
-        parent: int | None,
-        step_name: str | None,
-        changes: str,
-        removed: tuple[str, ...],
-        position: str,
-        snapshot: str | None,
-        created_at: float,
-        owner: str,
-        lease: float | None,
-        kind: str = "step",
+        self, row: StepRow, owner: str, lease: float | None, kind: str = "step"
     ) -> None:
         """One conditional INSERT, committed on its own (see ``APPEND``)."""
+        run_id, version, parent, step_name, changes, removed, position, snapshot, created_at = row
         now = self._clock()
         params = (
             run_id,

@@ -28,6 +28,7 @@ from stepkit.stores._chain import target_version, walk_chain
 from stepkit.stores._records import (
     RunRecord,
     RunStatus,
+    StepRow,
     VersionKind,
     VersionRecord,
     check_id,
@@ -108,33 +109,9 @@ class SyncBase:
         self._update(version.run_id, change, version)
 
     def _append_step(
-        self,
-        run_id: str,
-        version: int,
-        parent: int | None,
-        step_name: str | None,
-        changes: str,
-        removed: tuple[str, ...],
-        position: str,
-        snapshot: str | None,
-        created_at: float,
-        owner: str,
-        lease: float | None,
-        kind: VersionKind = "step",
+        self, row: StepRow, owner: str, lease: float | None, kind: VersionKind = "step"
     ) -> None:
-        record = VersionRecord(
-            run_id,
-            version,
-            parent,
-            step_name,
-            changes,
-            removed,
-            position,
-            snapshot,
-            created_at,
-            kind,
-        )
-        self._append(record, owner, lease)
+        self._append(VersionRecord(*row, kind), owner, lease)
 
     def _chain(self, run_id: str, upto: int | None) -> builtins.list[VersionRecord]:
         target = target_version(self._get(run_id), run_id, upto)
@@ -274,19 +251,7 @@ class SyncBase:
             self._append(version, owner, lease)
 
     def save_step(
-        self,
-        run_id: str,
-        version: int,
-        parent: int | None,
-        step_name: str | None,
-        changes: str,
-        removed: tuple[str, ...],
-        position: str,
-        snapshot: str | None,
-        created_at: float,
-        owner: str,
-        lease: float | None,
-        kind: VersionKind = "step",
+        self, row: StepRow, owner: str, lease: float | None, kind: VersionKind = "step"
     ) -> None:
         """:meth:`append` of a version that stepkit built itself (``kind`` ``"step"`` or ``"op"``).
 
@@ -298,12 +263,11 @@ class SyncBase:
         """
         if self._closed:
             raise StoreError(f"{type(self).__name__} is closed")
-        fields = (run_id, version, parent, step_name, changes, removed, position, snapshot)
         try:
             if kind == "step":
-                self._append_step(*fields, created_at, owner, lease)
+                self._append_step(row, owner, lease)
             else:
-                self._append_step(*fields, created_at, owner, lease, kind=kind)
+                self._append_step(row, owner, lease, kind)
         except StepkitError:
             raise
         except self._backend_errors as exc:

@@ -21,6 +21,7 @@ from typing import Any
 
 from stepkit.errors import EventLoopError, RunConflictError, StepTimeoutError, StoreError
 from stepkit.stores import BaseStore
+from stepkit.stores._records import StepRow
 from stepkit.workflows._core import CALL, CHILD, HOOK, IN_STEP, PERSIST, OpGen, Replay
 from stepkit.workflows._step import ready
 
@@ -87,25 +88,12 @@ class _Performer:
         # stepkit's own stores take an op's fields as they are (no record to re-check)
         self.fast = isinstance(store, BaseStore)
 
-    def _save(self, key: str, record: dict[str, Any]) -> tuple[Any, ...]:
-        """The arguments of ``save_step`` for op ``key`` (its version numbered now)."""
+    def _save(self, key: str, record: dict[str, Any]) -> StepRow:
+        """The row ``save_step`` takes for op ``key`` (its version numbered now)."""
         core = self.core
         number, changes = core.op_fields(key, record)
         parent = number - 1 if number > 1 else None
-        now = core.clock()
-        return (
-            core.run_id,
-            number,
-            parent,
-            key,
-            changes,
-            (),
-            "",
-            None,
-            now,
-            self.owner,
-            self.lease,
-        )
+        return (core.run_id, number, parent, key, changes, (), "", None, core.clock())
 
     def _lost(self, exc: Exception) -> Abandon:
         self.core.lost = exc
@@ -145,7 +133,9 @@ class SyncPerformer(_Performer):
         if op == PERSIST:
             try:
                 if self.fast:
-                    self.store.save_step(*self._save(command[1], command[2]), kind="op")
+                    self.store.save_step(
+                        self._save(command[1], command[2]), self.owner, self.lease, "op"
+                    )
                 else:
                     version = self.core.op_version(command[1], command[2], self.core.clock())
                     self.store.append(version, owner=self.owner, lease=self.lease)
@@ -240,7 +230,9 @@ class AsyncPerformer(_Performer):
             async with self.lock:  # versions are numbered in the order they are stored
                 try:
                     if self.fast:
-                        await self.store.asave_step(*self._save(command[1], command[2]), "op")
+                        await self.store.asave_step(
+                            self._save(command[1], command[2]), self.owner, self.lease, "op"
+                        )
                     else:
                         version = self.core.op_version(command[1], command[2], self.core.clock())
                         await self.store.aappend(version, owner=self.owner, lease=self.lease)
