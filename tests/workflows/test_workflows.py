@@ -533,3 +533,24 @@ def test_a_corrupt_op_version_is_a_store_error_naming_it() -> None:
     for bad in ('{"x#1": ', "[1]", '{"a": 1}, {"b": 2}'):
         with pytest.raises(StoreError, match="version 3 of run 'r'"):
             Replay(run_id="r", versions=[good, op(3, bad)])
+
+
+def test_resume_takes_over_a_dead_workers_run_only_when_named(
+    client: Client, register: Any, clock: Any
+) -> None:
+    """A run held under a live lease: recover=True alone is refused; dead_owner= takes it over."""
+    from stepkit.errors import InvalidArgumentError, RunConflictError
+
+    async def nap(ctx: Any, step: Any) -> Any:
+        await step.sleep("nap", 60)
+        return await step.run("after", lambda: "done")
+
+    handle = client.start_workflow(register(nap))
+    clock.advance(60)  # due: a worker claims it, then dies holding a live lease
+    client.store.claim(handle.run_id, owner="dead-worker", lease=3600, due=True)
+    with pytest.raises(RunConflictError):
+        client.resume(handle.run_id, recover=True)
+    with pytest.raises(InvalidArgumentError, match="recover=True"):
+        client.resume(handle.run_id, dead_owner="dead-worker")
+    client.resume(handle.run_id, recover=True, dead_owner="dead-worker")
+    assert handle.result() == "done"

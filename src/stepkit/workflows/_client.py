@@ -266,18 +266,27 @@ class Client:
         result: int = await self._aperform(talk.run_due(self, run_id, limit))
         return result
 
-    def resume(self, run_id: str, *, recover: bool = False) -> WorkflowHandle:
+    def resume(
+        self, run_id: str, *, recover: bool = False, dead_owner: str | None = None
+    ) -> WorkflowHandle:
         """Continue a ``failed`` run after its cause was fixed (completed ops replay).
 
-        ``recover=True`` also takes over a run left ``running`` without a lease.
+        ``recover=True`` also takes over a run left ``running`` whose lease has
+        expired (or that has none); with ``dead_owner=`` (its owner token, from
+        ``get_handle(run_id).status().owner``) it takes over at once a run whose
+        worker the caller knows is gone. A live lease is never taken over.
         """
-        record, flow = self._perform(talk.claim_for_resume(self, run_id, recover))
+        claim = talk.claim_for_resume(self, run_id, recover, dead_owner)
+        record, flow = self._perform(claim)
         execute(self, flow, record, None, resumed=True)
         return WorkflowHandle(self, run_id)
 
-    async def aresume(self, run_id: str, *, recover: bool = False) -> WorkflowHandle:
+    async def aresume(
+        self, run_id: str, *, recover: bool = False, dead_owner: str | None = None
+    ) -> WorkflowHandle:
         """Async :meth:`resume`."""
-        record, flow = await self._aperform(talk.claim_for_resume(self, run_id, recover))
+        claim = talk.claim_for_resume(self, run_id, recover, dead_owner)
+        record, flow = await self._aperform(claim)
         await aexecute(self, flow, record, None, resumed=True)
         return WorkflowHandle(self, run_id)
 

@@ -189,8 +189,16 @@ def run_due(client: Any, run_id: str | None, limit: int | None) -> Talk:
     return advanced
 
 
-def claim_for_resume(client: Any, run_id: str, recover: bool) -> Talk:
+def claim_for_resume(
+    client: Any, run_id: str, recover: bool, dead_owner: str | None = None
+) -> Talk:
     check_id(run_id, "run_id")
+    if dead_owner is not None:
+        check_id(dead_owner, "dead_owner")
+        if not recover:
+            raise InvalidArgumentError(
+                "dead_owner= takes over a run whose worker is gone: pass recover=True with it"
+            )
     record = yield ("get", (run_id,), {})
     if record is None:
         raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
@@ -203,7 +211,12 @@ def claim_for_resume(client: Any, run_id: str, recover: bool) -> Talk:
     claimed = yield (
         "claim",
         (run_id,),
-        {"owner": client.owner, "lease": client.lease, "recover": bool(recover)},
+        {
+            "owner": client.owner,
+            "lease": client.lease,
+            "recover": bool(recover),
+            "dead_owner": dead_owner,
+        },
     )
     return claimed, flow
 
