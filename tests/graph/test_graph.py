@@ -476,3 +476,22 @@ def test_graph_option_errors_name_the_graph():
         Graph("g", retries=-1)
     with pytest.raises(PipelineDefinitionError, match=r"a signed graph needs a name"):
         Graph(secret="0123456789abcdef0123")
+
+
+def test_graph_options_and_hooks_can_be_replaced(runner):
+    """with_options/with_hooks/without_hooks return a new graph with the same nodes and edges."""
+    seen: list[str] = []
+
+    def note(event):
+        seen.append(event.step_name)
+
+    g = Graph("g").add_node("a", lambda ctx: {"n": 1}).add_edge(START, "a").add_edge("a", END)
+    hooked = g.with_hooks(on_step_complete=note)
+    assert runner.run(hooked, {}) == {"n": 1}
+    assert seen == ["a"]
+    assert runner.run(hooked.without_hooks(note), {}) == {"n": 1}
+    assert seen == ["a"]
+    assert g.with_options(version="2").version == "2"
+    assert g.version is None
+    with pytest.raises(TypeError, match="retires"):
+        g.with_options(retires=3)  # type: ignore[typeddict-unknown-key]

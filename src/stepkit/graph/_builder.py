@@ -22,6 +22,7 @@ from stepkit.pipeline._options import (
     ErrorMode,
     Hook,
     MergeMode,
+    OptionMethods,
     ParallelMode,
     RetryDelayOption,
     RetryOnOption,
@@ -88,7 +89,7 @@ _G = TypeVar("_G", bound="GraphBuilder")
 _APPEND = threading.Lock()  # appending to a shared log is check-then-act
 
 
-class GraphBuilder:
+class GraphBuilder(OptionMethods):
     """An immutable graph of named nodes over a dict context (without run methods).
 
     Use :class:`stepkit.Graph`, which adds ``run``, ``resume`` and friends.
@@ -178,6 +179,15 @@ class GraphBuilder:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("a Graph is immutable: builder methods return a new one")
+
+    def _replaced(self: _G, options: Mapping[str, Any]) -> _G:
+        """A copy with these options over its own (same nodes and edges, same step limit)."""
+        new = object.__new__(type(self))
+        merged = checked_options(self._name, {**self._options, **options}, "Graph", "graph")
+        new._init(
+            self._name, merged, self._max_steps, (self._log, self._names, self._depth, self._len)
+        )
+        return new
 
     def _with(self: _G, change: Change, key: str, depth: int = 0) -> _G:
         """A new graph with ``change`` appended; ``key`` indexes it (a node, an edge's source)."""

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from stepkit.errors import PipelineDefinitionError
 from stepkit.pipeline._options import (
     DEFAULT_NAME,
-    HOOK_OPTIONS,
-    PIPELINE_OPTIONS,
     UNSET,
     ErrorMode,
     Hook,
     MergeMode,
+    OptionMethods,
     ParallelMode,
     RetryDelayOption,
     RetryOnOption,
@@ -38,16 +37,12 @@ from stepkit.pipeline._plan import (
     Node,
     PipeItem,
     Policy,
-    as_hooks,
     check_name,
     check_options,
     compile_level,
 )
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
-    from stepkit.pipeline._options import PipelineOptions
     from stepkit.pipeline._routes import Routes
 
 _B = TypeVar("_B", bound="PipelineBuilder")
@@ -63,7 +58,7 @@ def _fn_name(fn: Callable[..., Any], position: int) -> str:
     return name
 
 
-class PipelineBuilder:
+class PipelineBuilder(OptionMethods):
     """An immutable, named sequence of steps over a dict context (without run methods).
 
     Use :class:`stepkit.Pipeline`, which adds ``run``, ``resume`` and friends.
@@ -336,53 +331,11 @@ class PipelineBuilder:
         opts = check_options(options, where)
         return self._with(Node(name, "branch", (), opts, selector=on, cases=tuple(built)))
 
-    def with_options(self: _B, **options: Unpack[PipelineOptions]) -> _B:
-        """A copy with these pipeline options replaced (same steps).
-
-        Takes the keyword options of the constructor; an unknown one is a ``TypeError``.
-        """
-        unknown = set(options) - PIPELINE_OPTIONS
-        if unknown:
-            raise TypeError(
-                f"with_options() got unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
-                f"valid options are {', '.join(sorted(PIPELINE_OPTIONS))}"
-            )
-        return self._replaced(options)
-
     def _replaced(self: _B, options: Mapping[str, Any]) -> _B:
         new = object.__new__(type(self))
         merged = {**self._options, **options}
         new._init(self._name, self.nodes, checked_options(self._name, merged))
         return new
-
-    def with_hooks(
-        self: _B,
-        *,
-        on_step_complete: Callable[..., Any] | None = None,
-        on_step_start: Callable[..., Any] | None = None,
-        on_error: Callable[..., Any] | None = None,
-    ) -> _B:
-        """A copy with these handlers added after the existing ones."""
-        added = {
-            "on_step_complete": on_step_complete,
-            "on_step_start": on_step_start,
-            "on_error": on_error,
-        }
-        merged = {
-            name: (*self._options.get(name, ()), *as_hooks(hook, name))
-            for name, hook in added.items()
-            if hook is not None
-        }
-        return self._replaced(merged)
-
-    def without_hooks(self: _B, *handlers: Callable[..., Any]) -> _B:
-        """A copy without these handlers (in every hook list they were added to)."""
-        kept = {
-            name: tuple(h for h in self._options[name] if h not in handlers)
-            for name in HOOK_OPTIONS
-            if name in self._options
-        }
-        return self._replaced(kept)
 
     # -- introspection -----------------------------------------------------
 

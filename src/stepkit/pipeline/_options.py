@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from stepkit.errors import InvalidArgumentError, PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 from stepkit.pipeline._plan import POLICY_DEFAULT_NAMES, as_hooks, check_name, check_options
 
 __all__ = [
     "UNSET",
     "ErrorMode",
     "Hook",
+    "OptionMethods",
     "MergeMode",
     "ParallelMode",
     "PipelineOptions",
@@ -189,3 +194,62 @@ def checked_options(
     else:
         opts.pop("secret", None)
     return opts
+
+
+_O = TypeVar("_O", bound="OptionMethods")
+
+
+class OptionMethods:
+    """``with_options``, ``with_hooks``, ``without_hooks``: shared by pipelines and graphs.
+
+    A class using it has ``_options`` and makes its copies in ``_replaced(options)``.
+    """
+
+    __slots__ = ()
+
+    _options: Mapping[str, Any]
+
+    def _replaced(self: _O, options: Mapping[str, Any]) -> _O:
+        raise NotImplementedError
+
+    def with_options(self: _O, **options: Unpack[PipelineOptions]) -> _O:
+        """A copy with these pipeline options replaced (same steps).
+
+        Takes the keyword options of the constructor; an unknown one is a ``TypeError``.
+        """
+        unknown = set(options) - PIPELINE_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"with_options() got unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
+                f"valid options are {', '.join(sorted(PIPELINE_OPTIONS))}"
+            )
+        return self._replaced(options)
+
+    def with_hooks(
+        self: _O,
+        *,
+        on_step_complete: Callable[..., Any] | None = None,
+        on_step_start: Callable[..., Any] | None = None,
+        on_error: Callable[..., Any] | None = None,
+    ) -> _O:
+        """A copy with these handlers added after the existing ones."""
+        added = {
+            "on_step_complete": on_step_complete,
+            "on_step_start": on_step_start,
+            "on_error": on_error,
+        }
+        merged = {
+            name: (*self._options.get(name, ()), *as_hooks(hook, name))
+            for name, hook in added.items()
+            if hook is not None
+        }
+        return self._replaced(merged)
+
+    def without_hooks(self: _O, *handlers: Callable[..., Any]) -> _O:
+        """A copy without these handlers (in every hook list they were added to)."""
+        kept = {
+            name: tuple(h for h in self._options[name] if h not in handlers)
+            for name in HOOK_OPTIONS
+            if name in self._options
+        }
+        return self._replaced(kept)
