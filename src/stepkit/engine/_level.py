@@ -143,6 +143,10 @@ def run_level(
                     records.append((path, "completed", _clock() - t0, 1, None))
                     if walk is None:
                         continue
+                    edge = walk.edges[i]
+                    if type(edge) is int:  # a graph's plain edge: the walk goes on there
+                        walk.to = edge
+                        continue
                     status = DONE
                 elif announce:  # ... and when only handlers listen: the event, inline
                     frame.done = name

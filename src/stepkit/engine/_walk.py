@@ -77,13 +77,15 @@ class Walk:
         i = self.to
         if i < 0:  # no selector decided: the node's one unconditional edge (an index)
             i = self.edges[self.last]
-        self.to = -1
+        else:
+            self.to = -1
         if i == self.end:
             self.ended = True
             raise StopIteration
-        if self.steps >= self.limit:
+        steps = self.steps
+        if steps >= self.limit:
             self._over_limit(i)
-        self.steps += 1
+        self.steps = steps + 1
         self.last = i
         return i
 
