@@ -15,12 +15,17 @@ StoreGen = Generator[StoreOp, Any, Any]
 
 
 def drive_store(
-    gen: StoreGen, store: Any, own: Mapping[str, Callable[..., Any]] | None = None
+    gen: StoreGen,
+    store: Any,
+    own: Mapping[str, Callable[..., Any]] | None = None,
+    catch: type[Exception] | tuple[type[Exception], ...] = Exception,
 ) -> Any:
     """Perform a store conversation with the store's sync methods.
 
     ``own`` maps method names that are not the store's to functions that
-    perform them (a workflow client's conversations also ask it to execute a run).
+    perform them (a workflow client's conversations also ask it to execute a
+    run). Errors of the kinds in ``catch`` are thrown into the conversation;
+    any other propagates at once.
     """
     value: Any = None
     error: BaseException | None = None
@@ -33,12 +38,15 @@ def drive_store(
         try:
             call = own.get(method) if own else None
             value = (call or getattr(store, method))(*args, **kwargs)
-        except Exception as exc:
+        except catch as exc:
             error = exc
 
 
 async def adrive_store(
-    gen: StoreGen, store: Any, own: Mapping[str, Callable[..., Awaitable[Any]]] | None = None
+    gen: StoreGen,
+    store: Any,
+    own: Mapping[str, Callable[..., Awaitable[Any]]] | None = None,
+    catch: type[Exception] | tuple[type[Exception], ...] = Exception,
 ) -> Any:
     """Perform a store conversation with the store's async twins (``a`` + name); see
     :func:`drive_store` for ``own`` (async functions here)."""
@@ -53,5 +61,5 @@ async def adrive_store(
         try:
             call = own.get(method) if own else None
             value = await (call or getattr(store, "a" + method))(*args, **kwargs)
-        except Exception as exc:
+        except catch as exc:
             error = exc

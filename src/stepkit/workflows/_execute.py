@@ -11,11 +11,13 @@ import asyncio
 import json
 import logging
 from collections.abc import Generator
+from functools import partial
 from typing import Any
 
 from stepkit.checkpoints._decode import from_json
 from stepkit.checkpoints._encode import dumps, to_json
 from stepkit.durable._hold import Hold
+from stepkit.durable._store_calls import adrive_store, drive_store
 from stepkit.errors import (
     CheckpointEncodeError,
     StepFailedError,
@@ -33,6 +35,8 @@ __all__ = ["aexecute", "describe_error", "execute", "parse_meta"]
 
 log = logging.getLogger("stepkit")
 BODY = "__body__"
+#: what a store call may raise into a run's lifecycle; anything else propagates at once
+_THROWN_IN = (StepkitError, NotImplementedError)
 Conversation = Generator[tuple[str, tuple[Any, ...], dict[str, Any]], Any, str]
 
 
@@ -240,23 +244,9 @@ def execute(
 ) -> str:
     """Run one claimed run with sync calls; return how it ended (``completed``, ``sleeping``...)."""
     gen = lifecycle(client, workflow, record, versions, resumed)
-    store = client.store
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            method, args, kwargs = gen.send(value) if error is None else gen.throw(error)
-        except StopIteration as stop:
-            status: str = stop.value
-            return status
-        value, error = None, None
-        try:
-            if method == BODY:
-                value = _body_sync(client, workflow, *args)
-            else:
-                value = getattr(store, method)(*args, **kwargs)
-        except (StepkitError, NotImplementedError) as exc:
-            error = exc
+    body = {BODY: partial(_body_sync, client, workflow)}
+    status: str = drive_store(gen, client.store, body, _THROWN_IN)
+    return status
 
 
 async def aexecute(
@@ -268,20 +258,6 @@ async def aexecute(
 ) -> str:
     """:func:`execute` with the store's async twins and awaited workflow functions."""
     gen = lifecycle(client, workflow, record, versions, resumed)
-    store = client.store
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            method, args, kwargs = gen.send(value) if error is None else gen.throw(error)
-        except StopIteration as stop:
-            status: str = stop.value
-            return status
-        value, error = None, None
-        try:
-            if method == BODY:
-                value = await _body_async(client, workflow, *args)
-            else:
-                value = await getattr(store, "a" + method)(*args, **kwargs)
-        except (StepkitError, NotImplementedError) as exc:
-            error = exc
+    body = {BODY: partial(_body_async, client, workflow)}
+    status: str = await adrive_store(gen, client.store, body, _THROWN_IN)
+    return status
