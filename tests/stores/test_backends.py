@@ -109,6 +109,7 @@ def test_store_public_surface() -> None:
         "RunStatus",
         "SQLiteStore",
         "SignalRecord",
+        "StepRow",
         "Store",
         "VersionKind",
         "VersionRecord",
