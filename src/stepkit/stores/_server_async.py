@@ -10,18 +10,14 @@ runs ops with its sync client (:meth:`ServerStore._run`) or its async one
 from __future__ import annotations
 
 import builtins
-import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from stepkit.checkpoints import decode_context
 from stepkit.errors import (
-    CheckpointError,
-    InvalidArgumentError,
     RunConflictError,
-    RunNotFoundError,
     StoreError,
 )
+from stepkit.stores import _requests as requests
 from stepkit.stores import _transitions
 from stepkit.stores._base import BaseStore, Change
 from stepkit.stores._records import (
@@ -32,13 +28,7 @@ from stepkit.stores._records import (
     VersionKind,
     VersionRecord,
     check_id,
-    check_seconds,
-    check_status,
     check_version_number,
-    check_wake,
-    rebuild,
-    run_problem,
-    version_problem,
 )
 from stepkit.stores._server_ops import Op
 from stepkit.stores._sync_base import Loaded
@@ -120,19 +110,7 @@ class AsyncTwins(BaseStore):
 
     async def acreate(self, record: RunRecord, first: VersionRecord | None = None) -> None:
         """Async :meth:`create`."""
-        problem = run_problem(record)
-        if problem is None and first is not None:
-            problem = version_problem(first)
-            if problem is None and first.run_id != record.run_id:
-                problem = f"first.run_id {first.run_id!r} differs from {record.run_id!r}"
-        if problem is None and record.version != (0 if first is None else first.version):
-            problem = (
-                f"record.version must be {0 if first is None else first.version} "
-                f"({'no' if first is None else 'the first'} version), got {record.version}"
-            )
-        if problem is not None:
-            raise InvalidArgumentError(f"create(): {problem}")
-        check_id(record.run_id, "run_id")
+        requests.check_create(record, first)
         with self._guard("create"):
             await self._arun(self._op_insert(record, first))
 
@@ -166,27 +144,16 @@ class AsyncTwins(BaseStore):
         check: Callable[[RunRecord], None] | None = None,
     ) -> Loaded:
         """Async :meth:`claim_and_load`."""
-        claim = _transitions.claim_change(run_id, owner, lease, recover, None, dead_owner)
         seen: builtins.list[RunRecord] = []
-
-        def change(record: RunRecord, now: float) -> RunRecord:
-            if check is not None:
-                check(record)
-            check_version_number(upto, "upto", 1)
-            seen.append(record)
-            return claim(record, now)
-
+        change = requests.claim_and_load_change(
+            run_id, owner, lease, recover, dead_owner, upto, check, seen
+        )
         with self._guard("claim"):
             return await self._arun(self._op_claim_and_load(run_id, change, upto, seen))
 
     async def arenew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
         """Async :meth:`renew`."""
-        check_id(run_id, "run_id")
-        check_id(owner, "owner")
-        if lease is None:
-            raise InvalidArgumentError("renew() needs lease=, a positive number of seconds")
-        check_seconds(lease, "lease", allow_zero=False)
-        change = functools.partial(_transitions.renew, owner=owner, lease=lease)
+        change = requests.renew_change(run_id, owner, lease)
         with self._guard("renew"):
             return await self._arun(self._op_update(run_id, change, None))
 
@@ -194,12 +161,7 @@ class AsyncTwins(BaseStore):
         self, version: VersionRecord, *, owner: str, lease: float | None = None
     ) -> None:
         """Async :meth:`append`."""
-        problem = version_problem(version)
-        if problem is not None:
-            raise InvalidArgumentError(f"append(): {problem}")
-        check_id(version.run_id, "run_id")
-        check_id(owner, "owner")
-        check_seconds(lease, "lease", allow_zero=False)
+        requests.check_append(version, owner, lease)
         with self._guard("append"):
             await self._arun(self._op_append(version, owner, lease))
 
@@ -221,32 +183,13 @@ class AsyncTwins(BaseStore):
         waiting_for: str | None = None,
     ) -> RunRecord:
         """Async :meth:`finish`."""
-        check_id(run_id, "run_id")
-        check_id(owner, "owner")
-        check_status(status, ("paused", "completed", "failed", "sleeping", "waiting"))
-        if status is None:
-            raise InvalidArgumentError("finish() needs a status: paused, completed or failed")
-        if error is not None and not isinstance(error, str):
-            raise InvalidArgumentError(f"error must be a str or None, got {error!r}")
-        if wake_at is not None or waiting_for is not None or status in ("sleeping", "waiting"):
-            check_wake(status, wake_at, waiting_for)
-        change = functools.partial(
-            _transitions.finish,
-            owner=owner,
-            status=status,
-            error=error,
-            wake_at=wake_at,
-            waiting_for=waiting_for,
-        )
+        change = requests.finish_change(run_id, owner, status, error, wake_at, waiting_for)
         with self._guard("finish"):
             return await self._arun(self._op_update(run_id, change, None))
 
     async def acancel(self, run_id: str, *, reason: str | None = None) -> RunRecord:
         """Async :meth:`cancel`."""
-        check_id(run_id, "run_id")
-        if reason is not None and not isinstance(reason, str):
-            raise InvalidArgumentError(f"reason= must be a str or None, got {reason!r}")
-        change = functools.partial(_transitions.cancel, reason=reason)
+        change = requests.cancel_change(run_id, reason)
         with self._guard("cancel"):
             return await self._arun(self._op_update(run_id, change, None))
 
@@ -254,31 +197,21 @@ class AsyncTwins(BaseStore):
         self, run_id: str, signal: str, data: str, *, idempotency_key: str | None = None
     ) -> DeliveryStatus:
         """Async :meth:`deliver`."""
-        check_id(run_id, "run_id")
-        check_id(signal, "signal")
-        if not isinstance(data, str):
-            raise InvalidArgumentError(f"data must be JSON text (a str), got {data!r}")
-        if idempotency_key is not None:
-            check_id(idempotency_key, "idempotency_key")
-        message = SignalRecord(run_id, 0, signal, data, idempotency_key, 0.0)
-        change = functools.partial(_transitions.deliver, signal=signal)
+        message, change = requests.delivery(run_id, signal, data, idempotency_key)
         try:
             with self._guard("deliver"):
                 before = await self._arun(self._op_deliver(message, change))
         except RunConflictError:
             return "undelivered"
-        if before is None:
-            return "duplicate"
-        return "delivered" if before.waits_for(signal) else "buffered"
+        return requests.delivery_status(before, signal)
 
     async def asignals(self, run_id: str) -> builtins.list[SignalRecord]:
         """Async :meth:`signals`."""
         check_id(run_id, "run_id")
         with self._guard("signals"):
             found = await self._arun(self._op_signals(run_id))
-        if found is None:
-            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-        return found
+        result: builtins.list[SignalRecord] = requests.found_or_missing(found, run_id)
+        return result
 
     async def adue(self, *, limit: int | None = None) -> builtins.list[RunRecord]:
         """Async :meth:`due`."""
@@ -307,10 +240,7 @@ class AsyncTwins(BaseStore):
         limit: int | None = 100,
     ) -> builtins.list[RunRecord]:
         """Async :meth:`list`."""
-        if pipeline is not None and not isinstance(pipeline, str):
-            raise InvalidArgumentError(f"pipeline must be a str or None, got {pipeline!r}")
-        check_status(status)
-        check_version_number(limit, "limit", 0)
+        requests.check_list(pipeline, status, limit)
         with self._guard("list"):
             return await self._arun(self._op_list(pipeline, status, limit))
 
@@ -328,14 +258,7 @@ class AsyncTwins(BaseStore):
         status: str | None = None,
     ) -> int:
         """Async :meth:`purge`."""
-        check_seconds(older_than, "older_than", allow_zero=True)
-        check_status(status)
-        if not expired and older_than is None:
-            raise InvalidArgumentError(
-                "purge() with expired=False and no older_than has no criterion; refusing to "
-                "delete every run (use older_than=0 to mean any age)"
-            )
-        rule = PurgeRule(expired=bool(expired), older_than=older_than, status=status)
+        rule = requests.purge_rule(expired, older_than, status)
         with self._guard("purge"):
             return await self._arun(self._op_purge(rule))
 
@@ -353,18 +276,12 @@ class AsyncTwins(BaseStore):
         check_id(run_id, "run_id")
         with self._guard("history"):
             found = await self._arun(self._op_history(run_id))
-        if found is None:
-            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-        return found
+        result: builtins.list[VersionRecord] = requests.found_or_missing(found, run_id)
+        return result
 
     async def asnapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
         """Async :meth:`snapshot`."""
-        encoded, last = rebuild(await self.aversions(run_id, upto=version))
-        try:
-            return decode_context(encoded)
-        except CheckpointError as exc:
-            where = f"version {last.version} of run {run_id!r}"
-            raise StoreError(f"corrupt stored context of {where}: {exc}") from exc
+        return requests.snapshot_of(await self.aversions(run_id, upto=version), run_id)
 
     async def aclose(self) -> None:
         """Async :meth:`close`: closes the async connections too; closing twice is harmless."""

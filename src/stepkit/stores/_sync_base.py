@@ -15,14 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
-from stepkit.checkpoints import decode_context
 from stepkit.errors import (
-    CheckpointError,
     InvalidArgumentError,
-    RunNotFoundError,
     StepkitError,
     StoreError,
 )
+from stepkit.stores import _requests as requests
 from stepkit.stores import _transitions
 from stepkit.stores._chain import target_version, walk_chain
 from stepkit.stores._records import (
@@ -32,13 +30,7 @@ from stepkit.stores._records import (
     VersionKind,
     VersionRecord,
     check_id,
-    check_seconds,
-    check_status,
     check_version_number,
-    check_wake,
-    rebuild,
-    run_problem,
-    version_problem,
 )
 from stepkit.stores._transitions import PurgeRule
 
@@ -140,19 +132,7 @@ class SyncBase:
 
     def create(self, record: RunRecord, first: VersionRecord | None = None) -> None:
         """See :meth:`Store.create`."""
-        problem = run_problem(record)
-        if problem is None and first is not None:
-            problem = version_problem(first)
-            if problem is None and first.run_id != record.run_id:
-                problem = f"first.run_id {first.run_id!r} differs from {record.run_id!r}"
-        if problem is None and record.version != (0 if first is None else first.version):
-            problem = (
-                f"record.version must be {0 if first is None else first.version} "
-                f"({'no' if first is None else 'the first'} version), got {record.version}"
-            )
-        if problem is not None:
-            raise InvalidArgumentError(f"create(): {problem}")
-        check_id(record.run_id, "run_id")
+        requests.check_create(record, first)
         with self._guard("create"):
             self._insert(record, first)
 
@@ -194,16 +174,10 @@ class SyncBase:
         in one transaction (``_claim_and_load``; SQLiteStore does). Used by
         ``resume``; not part of the :class:`Store` protocol.
         """
-        claim = _transitions.claim_change(run_id, owner, lease, recover, None, dead_owner)
         seen: builtins.list[RunRecord] = []
-
-        def change(record: RunRecord, now: float) -> RunRecord:
-            if check is not None:
-                check(record)
-            check_version_number(upto, "upto", 1)  # after check(), which may say it better
-            seen.append(record)
-            return claim(record, now)
-
+        change = requests.claim_and_load_change(
+            run_id, owner, lease, recover, dead_owner, upto, check, seen
+        )
         with self._guard("claim"):
             return self._claim_and_load(run_id, change, upto, seen, owner)
 
@@ -230,23 +204,13 @@ class SyncBase:
 
     def renew(self, run_id: str, *, owner: str, lease: float) -> RunRecord:
         """See :meth:`Store.renew`."""
-        check_id(run_id, "run_id")
-        check_id(owner, "owner")
-        if lease is None:
-            raise InvalidArgumentError("renew() needs lease=, a positive number of seconds")
-        check_seconds(lease, "lease", allow_zero=False)
-        change = functools.partial(_transitions.renew, owner=owner, lease=lease)
+        change = requests.renew_change(run_id, owner, lease)
         with self._guard("renew"):
             return self._update(run_id, change)
 
     def append(self, version: VersionRecord, *, owner: str, lease: float | None = None) -> None:
         """See :meth:`Store.append`."""
-        problem = version_problem(version)
-        if problem is not None:
-            raise InvalidArgumentError(f"append(): {problem}")
-        check_id(version.run_id, "run_id")
-        check_id(owner, "owner")
-        check_seconds(lease, "lease", allow_zero=False)
+        requests.check_append(version, owner, lease)
         with self._guard("append"):
             self._append(version, owner, lease)
 
@@ -289,23 +253,7 @@ class SyncBase:
         (``wake_at`` is its timeout, ``None`` for none; ``waiting_for`` the
         signal names, one per line): the run is released until it is due.
         """
-        check_id(run_id, "run_id")
-        check_id(owner, "owner")
-        check_status(status, ("paused", "completed", "failed", "sleeping", "waiting"))
-        if status is None:
-            raise InvalidArgumentError("finish() needs a status: paused, completed or failed")
-        if error is not None and not isinstance(error, str):
-            raise InvalidArgumentError(f"error must be a str or None, got {error!r}")
-        if wake_at is not None or waiting_for is not None or status in ("sleeping", "waiting"):
-            check_wake(status, wake_at, waiting_for)
-        change = functools.partial(
-            _transitions.finish,
-            owner=owner,
-            status=status,
-            error=error,
-            wake_at=wake_at,
-            waiting_for=waiting_for,
-        )
+        change = requests.finish_change(run_id, owner, status, error, wake_at, waiting_for)
         with self._guard("finish"):
             return self._update(run_id, change)
 
@@ -323,10 +271,7 @@ class SyncBase:
         limit: int | None = 100,
     ) -> builtins.list[RunRecord]:
         """See :meth:`Store.list`."""
-        if pipeline is not None and not isinstance(pipeline, str):
-            raise InvalidArgumentError(f"pipeline must be a str or None, got {pipeline!r}")
-        check_status(status)
-        check_version_number(limit, "limit", 0)
+        requests.check_list(pipeline, status, limit)
         with self._guard("list"):
             return self._list(pipeline, status, limit)
 
@@ -344,14 +289,7 @@ class SyncBase:
         status: str | None = None,
     ) -> int:
         """See :meth:`Store.purge`."""
-        check_seconds(older_than, "older_than", allow_zero=True)
-        check_status(status)
-        if not expired and older_than is None:
-            raise InvalidArgumentError(
-                "purge() with expired=False and no older_than has no criterion; refusing to "
-                "delete every run (use older_than=0 to mean any age)"
-            )
-        rule = PurgeRule(expired=bool(expired), older_than=older_than, status=status)
+        rule = requests.purge_rule(expired, older_than, status)
         with self._guard("purge"):
             return self._purge(rule)
 
@@ -367,9 +305,8 @@ class SyncBase:
         check_id(run_id, "run_id")
         with self._guard("history"):
             found = self._history(run_id)
-        if found is None:
-            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-        return found
+        result: builtins.list[VersionRecord] = requests.found_or_missing(found, run_id)
+        return result
 
     def now(self) -> float:
         """See :meth:`Store.now`."""
@@ -377,12 +314,7 @@ class SyncBase:
 
     def snapshot(self, run_id: str, version: int | None = None) -> dict[str, Any]:
         """See :meth:`Store.snapshot`."""
-        encoded, last = rebuild(self.versions(run_id, upto=version))
-        try:
-            return decode_context(encoded)
-        except CheckpointError as exc:
-            where = f"version {last.version} of run {run_id!r}"
-            raise StoreError(f"corrupt stored context of {where}: {exc}") from exc
+        return requests.snapshot_of(self.versions(run_id, upto=version), run_id)
 
     def close(self) -> None:
         """See :meth:`Store.close`; closing twice is harmless."""

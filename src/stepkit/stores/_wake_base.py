@@ -10,10 +10,9 @@ two primitives (``_deliver``, ``_signals``) and may speed up two queries
 from __future__ import annotations
 
 import builtins
-import functools
-from typing import Literal
 
-from stepkit.errors import InvalidArgumentError, RunConflictError, RunNotFoundError
+from stepkit.errors import RunConflictError
+from stepkit.stores import _requests as requests
 from stepkit.stores import _transitions
 from stepkit.stores._records import (
     SUSPENDED,
@@ -26,8 +25,7 @@ from stepkit.stores._sync_base import Change, SyncBase
 
 __all__ = ["DeliveryStatus", "WakeBase", "due_order"]
 
-#: What :meth:`WakeBase.deliver` did with a signal.
-DeliveryStatus = Literal["delivered", "buffered", "duplicate", "undelivered"]
+DeliveryStatus = requests.DeliveryStatus
 
 
 def due_order(record: RunRecord) -> tuple[float, str]:
@@ -88,10 +86,7 @@ class WakeBase(SyncBase):
 
         ``RunConflictError`` for a completed run, ``RunNotFoundError`` for none.
         """
-        check_id(run_id, "run_id")
-        if reason is not None and not isinstance(reason, str):
-            raise InvalidArgumentError(f"reason= must be a str or None, got {reason!r}")
-        change = functools.partial(_transitions.cancel, reason=reason)
+        change = requests.cancel_change(run_id, reason)
         with self._guard("cancel"):
             return self._update(run_id, change)
 
@@ -106,31 +101,21 @@ class WakeBase(SyncBase):
         for a later wait; ``"undelivered"``: the run is completed or cancelled
         (nothing is stored). ``RunNotFoundError`` for no such run.
         """
-        check_id(run_id, "run_id")
-        check_id(signal, "signal")
-        if not isinstance(data, str):
-            raise InvalidArgumentError(f"data must be JSON text (a str), got {data!r}")
-        if idempotency_key is not None:
-            check_id(idempotency_key, "idempotency_key")
-        message = SignalRecord(run_id, 0, signal, data, idempotency_key, 0.0)
-        change = functools.partial(_transitions.deliver, signal=signal)
+        message, change = requests.delivery(run_id, signal, data, idempotency_key)
         try:
             with self._guard("deliver"):
                 before = self._deliver(message, change)
         except RunConflictError:
             return "undelivered"
-        if before is None:
-            return "duplicate"
-        return "delivered" if before.waits_for(signal) else "buffered"
+        return requests.delivery_status(before, signal)
 
     def signals(self, run_id: str) -> builtins.list[SignalRecord]:
         """The run's signal mailbox, in delivery order (``RunNotFoundError`` for no run)."""
         check_id(run_id, "run_id")
         with self._guard("signals"):
             found = self._signals(run_id)
-        if found is None:
-            raise RunNotFoundError(f"no run {run_id!r}", run_id=run_id)
-        return found
+        result: builtins.list[SignalRecord] = requests.found_or_missing(found, run_id)
+        return result
 
     def due(self, *, limit: int | None = None) -> builtins.list[RunRecord]:
         """Runs a worker should pick up now, earliest first.
