@@ -8,6 +8,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from support import Recorder, Runner
 
+from stepkit.stores import FileStore, MemoryStore, SQLiteStore
+from stepkit.testing import FakeClock
+
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "ci", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow]
@@ -29,3 +32,21 @@ def runner(request: pytest.FixtureRequest) -> Runner:
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
+
+
+@pytest.fixture(params=["memory", "file", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
+    """Each embedded store on a FakeClock (``store.test_clock``); ``store.kind`` names it.
+
+    The store contract suite (tests/stores/) declares its own, with every backend.
+    """
+    clock = FakeClock(1_900_000_000.0)
+    made = {
+        "memory": lambda: MemoryStore(clock=clock),
+        "file": lambda: FileStore(tmp_path / "runs", clock=clock),
+        "sqlite": lambda: SQLiteStore(tmp_path / "runs.db", clock=clock),
+    }[request.param]()
+    made.test_clock = clock
+    made.kind = request.param
+    yield made
+    made.close()

@@ -34,8 +34,19 @@ class Runner:
             return pipeline.run_checkpoint(checkpoint, override_data, **kw)
         return asyncio.run(pipeline.arun_checkpoint(checkpoint, override_data, **kw))
 
+    def resume_stored(self, flow: Any, run_id: str, **kw: Any) -> RunResult:
+        """``flow.resume(run_id, ...)`` or ``aresume``: a stored run, by id."""
+        if self.mode == "sync":
+            return flow.resume(run_id, **kw)
+        return asyncio.run(flow.aresume(run_id, **kw))
+
     def __repr__(self) -> str:
         return f"Runner({self.mode})"
+
+
+def resume(runner: Runner, flow: Any, run_id: str, **kw: Any) -> RunResult:
+    """The stored run ``run_id`` resumed through ``runner``'s driver."""
+    return runner.resume_stored(flow, run_id, **kw)
 
 
 class Recorder(EventRecorder):

@@ -6,10 +6,8 @@ drivers (the ``runner`` fixture; resumes use ``resume``/``aresume``).
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from support import Recorder
+from support import Recorder, resume
 
 from stepkit import (
     CheckpointMismatchError,
@@ -21,27 +19,7 @@ from stepkit import (
     StepFailedError,
 )
 from stepkit.durable._persister import SNAPSHOT_EVERY
-from stepkit.stores import FileStore, MemoryStore, SQLiteStore
-from stepkit.testing import FakeClock
-
-
-@pytest.fixture(params=["memory", "file", "sqlite"])
-def store(request, tmp_path):
-    clock = FakeClock(1_900_000_000.0)
-    made = {
-        "memory": lambda: MemoryStore(clock=clock),
-        "file": lambda: FileStore(tmp_path / "runs", clock=clock),
-        "sqlite": lambda: SQLiteStore(tmp_path / "runs.db", clock=clock),
-    }[request.param]()
-    made.test_clock = clock
-    yield made
-    made.close()
-
-
-def resume(runner, pipeline, run_id, **kw):
-    if runner.mode == "sync":
-        return pipeline.resume(run_id, **kw)
-    return asyncio.run(pipeline.aresume(run_id, **kw))
+from stepkit.stores import MemoryStore, SQLiteStore
 
 
 class Sent:

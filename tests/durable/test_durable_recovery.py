@@ -26,33 +26,14 @@ from durable_worker import (
     owner_of,
     reference_context,
 )
-from support import Recorder
+from support import Recorder, resume
 
 from stepkit import InvalidArgumentError, Pipeline, RunConflictError
 from stepkit.durable._hold import DEFAULT_LEASE, KEEPER
-from stepkit.stores import FileStore, MemoryStore, SQLiteStore
+from stepkit.stores import MemoryStore
 from stepkit.testing import FakeClock
 
 WAIT = 30.0  # bound of every wait on an event
-
-
-@pytest.fixture(params=["memory", "file", "sqlite"])
-def store(request, tmp_path):
-    clock = FakeClock(1_900_000_000.0)
-    made = {
-        "memory": lambda: MemoryStore(clock=clock),
-        "file": lambda: FileStore(tmp_path / "runs", clock=clock),
-        "sqlite": lambda: SQLiteStore(tmp_path / "runs.db", clock=clock),
-    }[request.param]()
-    made.test_clock = clock
-    yield made
-    made.close()
-
-
-def resume(runner, pipeline, run_id, **kw):
-    if runner.mode == "sync":
-        return pipeline.resume(run_id, **kw)
-    return asyncio.run(pipeline.aresume(run_id, **kw))
 
 
 def three_steps(calls: list[str]) -> Pipeline:

@@ -8,36 +8,13 @@ is involved, against every store.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
-from support import Recorder
+from support import Recorder, resume
 
 from stepkit import InvalidArgumentError, Pipeline, RunConflictError, StepFailedError
-from stepkit.stores import FileStore, MemoryStore, SQLiteStore
-from stepkit.testing import FakeClock
-
-
-@pytest.fixture(params=["memory", "file", "sqlite"])
-def store(request, tmp_path):
-    clock = FakeClock(1_900_000_000.0)
-    made = {
-        "memory": lambda: MemoryStore(clock=clock),
-        "file": lambda: FileStore(tmp_path / "runs", clock=clock),
-        "sqlite": lambda: SQLiteStore(tmp_path / "runs.db", clock=clock),
-    }[request.param]()
-    made.test_clock = clock
-    made.kind = request.param
-    yield made
-    made.close()
-
-
-def resume(runner, pipeline, run_id, **kw):
-    if runner.mode == "sync":
-        return pipeline.resume(run_id, **kw)
-    return asyncio.run(pipeline.aresume(run_id, **kw))
 
 
 class Flaky:

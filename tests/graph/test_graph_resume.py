@@ -6,11 +6,10 @@ ones against every store.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import pytest
-from support import Recorder, Runner
+from support import Recorder, Runner, resume
 
 from stepkit import (
     END,
@@ -25,8 +24,7 @@ from stepkit import (
     RunConflictError,
     decode_checkpoint,
 )
-from stepkit.stores import FileStore, MemoryStore, SQLiteStore
-from stepkit.testing import FakeClock
+from stepkit.stores import SQLiteStore
 
 KEY = "graph-signing-key-0123456789"
 OTHER_KEY = "another-signing-key-9876543210"
@@ -370,24 +368,6 @@ class TestUpgrades:
 
 
 # -- durable -------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["memory", "file", "sqlite"])
-def store(request, tmp_path):
-    clock = FakeClock(1_900_000_000.0)
-    made = {
-        "memory": lambda: MemoryStore(clock=clock),
-        "file": lambda: FileStore(tmp_path / "runs", clock=clock),
-        "sqlite": lambda: SQLiteStore(tmp_path / "runs.db", clock=clock),
-    }[request.param]()
-    yield made
-    made.close()
-
-
-def resume(runner, graph, run_id, **kw):
-    if runner.mode == "sync":
-        return graph.resume(run_id, **kw)
-    return asyncio.run(graph.aresume(run_id, **kw))
 
 
 class TestDurable:
